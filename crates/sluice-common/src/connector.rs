@@ -1,0 +1,109 @@
+//! The contract between the planner and the connectors. The planner sees a table as a [`TableSpec`]
+//! and asks a [`ConnectorCatalog`] (handed in by the binary) whether it can be read or written; it
+//! never links a connector implementation.
+
+use arrow::datatypes::SchemaRef;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// A `METADATA [FROM 'key'] [VIRTUAL]` column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetadataColumn {
+    pub column: String,
+    pub key: String,
+    pub is_virtual: bool,
+}
+
+/// One `CREATE TABLE`, resolved: options with `${VAR}` substituted, and the columns a connector
+/// produces (physical and metadata columns, in declaration order; computed columns are the planner's).
+#[derive(Debug, Clone)]
+pub struct TableSpec {
+    pub name: String,
+    pub connector: String,
+    /// Every `WITH` option except `connector`.
+    pub options: BTreeMap<String, String>,
+    /// Option keys whose value came from an environment variable: shown as `***` everywhere.
+    pub secret_keys: BTreeSet<String>,
+    /// Physical and metadata columns, what the source emits and (less virtual ones) what a sink gets.
+    pub connector_schema: SchemaRef,
+    pub metadata: Vec<MetadataColumn>,
+    pub primary_key: Vec<String>,
+}
+
+impl TableSpec {
+    /// Options for display (`explain`, logs): secrets masked.
+    pub fn display_options(&self) -> Vec<(String, String)> {
+        self.options
+            .iter()
+            .map(|(k, v)| {
+                let v = if self.secret_keys.contains(k) {
+                    "***".to_string()
+                } else {
+                    v.clone()
+                };
+                (k.clone(), v)
+            })
+            .collect()
+    }
+
+    pub fn metadata_for(&self, column: &str) -> Option<&MetadataColumn> {
+        self.metadata.iter().find(|m| m.column == column)
+    }
+}
+
+/// How a connector reads a table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SourceCaps {
+    /// The source ends by itself (a file, `number-of-rows`).
+    pub bounded: bool,
+}
+
+/// What a sink accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SinkCaps {
+    /// Accepts `-U`, `+U` and `-D` rows (upsert or retract sinks); else insert-only.
+    pub accepts_updates: bool,
+}
+
+/// Error from a connector check: the option key it concerns (for the SQL span) and the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectorError {
+    pub option: Option<String>,
+    pub message: String,
+}
+
+impl ConnectorError {
+    pub fn new(message: impl Into<String>) -> Self {
+        ConnectorError {
+            option: None,
+            message: message.into(),
+        }
+    }
+    pub fn at_option(option: impl Into<String>, message: impl Into<String>) -> Self {
+        ConnectorError {
+            option: Some(option.into()),
+            message: message.into(),
+        }
+    }
+}
+
+impl From<crate::OptionError> for ConnectorError {
+    fn from(e: crate::OptionError) -> Self {
+        let option = match &e {
+            crate::OptionError::Invalid { key, .. } => Some(key.clone()),
+            crate::OptionError::Unknown { keys, .. } => keys.first().cloned(),
+            crate::OptionError::Missing { .. } => None,
+        };
+        ConnectorError {
+            option,
+            message: e.to_string(),
+        }
+    }
+}
+
+/// Validates a table's options for reading or writing, without opening anything.
+pub trait ConnectorCatalog: Send + Sync {
+    /// Names of every connector, for `unknown connector` messages.
+    fn connectors(&self) -> Vec<&'static str>;
+    fn check_source(&self, table: &TableSpec) -> Result<SourceCaps, ConnectorError>;
+    fn check_sink(&self, table: &TableSpec) -> Result<SinkCaps, ConnectorError>;
+}

@@ -1,0 +1,377 @@
+//! Filesystem source. The input (a file, or every visible file under a directory, in name order) is
+//! cut into byte-range splits at line boundaries, spread over the subtasks, so one big file is read
+//! in parallel. A line belongs to the split holding its first byte.
+//!
+//! Bad lines fail the pipeline with `FILE:LINE` and the reason, or with `json.ignore-parse-errors`
+//! are skipped, counted and logged (first few) with the same place.
+
+use super::{bag, path_and_format, METADATA_KEYS};
+use crate::format::{JsonDecodeOptions, JsonLineDecoder};
+use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray};
+use arrow::datatypes::{Schema, SchemaRef};
+use sluice_common::{ConnectorError, SluiceError, StreamBatch, TableSpec};
+use sluice_runtime::{Source, SourceContext};
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Lines decoded per batch.
+const LINES_PER_BATCH: usize = 8192;
+/// Bytes read per call.
+const READ_SIZE: usize = 4 << 20;
+/// Splits are at least this big, so small inputs are not cut up.
+const MIN_SPLIT: u64 = 8 << 20;
+/// Skipped lines logged individually before only counting.
+const LOGGED_SKIPS: u64 = 10;
+
+#[derive(Debug, Clone)]
+pub struct FileSourceConfig {
+    pub path: PathBuf,
+    pub json: JsonDecodeOptions,
+    /// Physical columns decoded from JSON (metadata columns excluded).
+    pub physical: SchemaRef,
+    /// The full connector schema (physical and metadata columns in declaration order).
+    pub output: SchemaRef,
+    /// For each output column: `None` for physical, `Some(key)` for metadata.
+    pub columns: Vec<Option<String>>,
+}
+
+impl FileSourceConfig {
+    pub fn from_spec(spec: &TableSpec) -> Result<Self, ConnectorError> {
+        let mut bag = bag(spec);
+        let (path, json) = path_and_format(&mut bag)?;
+        bag.finish()?;
+        let mut physical = Vec::new();
+        let mut columns = Vec::new();
+        for f in spec.connector_schema.fields() {
+            match spec.metadata_for(f.name()) {
+                Some(m) => {
+                    if !METADATA_KEYS.contains(&m.key.as_str()) {
+                        return Err(ConnectorError::new(format!(
+                            "unknown metadata key '{}' for column '{}' (filesystem provides: {})",
+                            m.key,
+                            f.name(),
+                            METADATA_KEYS.join(", ")
+                        )));
+                    }
+                    columns.push(Some(m.key.clone()));
+                }
+                None => {
+                    physical.push(f.as_ref().clone());
+                    columns.push(None);
+                }
+            }
+        }
+        Ok(FileSourceConfig {
+            path: PathBuf::from(path),
+            json,
+            physical: Arc::new(Schema::new(physical)),
+            output: spec.connector_schema.clone(),
+            columns,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Split {
+    file: PathBuf,
+    start: u64,
+    end: u64,
+    size: u64,
+    modified_ms: i64,
+}
+
+fn list_files(path: &Path) -> Result<Vec<PathBuf>, SluiceError> {
+    let meta = std::fs::metadata(path).map_err(|e| {
+        SluiceError::user(format!("cannot read '{}': {e}", path.display())).with_source(e)
+    })?;
+    if meta.is_file() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut out = Vec::new();
+    let mut dirs = vec![path.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        let entries = std::fs::read_dir(&dir)
+            .map_err(|e| SluiceError::external(format!("cannot list '{}': {e}", dir.display())))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| {
+                SluiceError::external(format!("cannot list '{}': {e}", dir.display()))
+            })?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            // Hidden and in-progress files are not input (Flink's convention).
+            if name.starts_with('.') || name.starts_with('_') {
+                continue;
+            }
+            let p = entry.path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn splits(files: &[PathBuf], parallelism: usize) -> Result<Vec<Split>, SluiceError> {
+    let mut metas = Vec::new();
+    for f in files {
+        let m = std::fs::metadata(f)
+            .map_err(|e| SluiceError::external(format!("cannot read '{}': {e}", f.display())))?;
+        let modified_ms = m
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        metas.push((f.clone(), m.len(), modified_ms));
+    }
+    let total: u64 = metas.iter().map(|m| m.1).sum();
+    let split_size = (total / parallelism.max(1) as u64 + 1).max(MIN_SPLIT);
+    let mut out = Vec::new();
+    for (file, size, modified_ms) in metas {
+        let mut start = 0;
+        loop {
+            let end = (start + split_size).min(size);
+            out.push(Split {
+                file: file.clone(),
+                start,
+                end,
+                size,
+                modified_ms,
+            });
+            if end >= size {
+                break;
+            }
+            start = end;
+        }
+    }
+    Ok(out)
+}
+
+pub struct FileSource {
+    config: FileSourceConfig,
+    decoder: JsonLineDecoder,
+}
+
+impl FileSource {
+    pub fn new(config: FileSourceConfig) -> Self {
+        let decoder = JsonLineDecoder::new(config.physical.clone(), &config.json);
+        FileSource { config, decoder }
+    }
+
+    async fn read_split(
+        &mut self,
+        split: &Split,
+        ctx: &mut SourceContext,
+    ) -> Result<(), SluiceError> {
+        let io_err = |e: std::io::Error| {
+            SluiceError::external(format!("reading '{}': {e}", split.file.display()))
+        };
+        let mut file = File::open(&split.file).map_err(io_err)?;
+        // Position at the first line that starts inside the split.
+        let mut pos = split.start;
+        if split.start > 0 {
+            file.seek(SeekFrom::Start(split.start - 1))
+                .map_err(io_err)?;
+            let mut byte = [0u8; 1];
+            let mut skipped = 0u64;
+            loop {
+                if file.read(&mut byte).map_err(io_err)? == 0 {
+                    return Ok(());
+                }
+                skipped += 1;
+                if byte[0] == b'\n' {
+                    break;
+                }
+            }
+            pos = split.start - 1 + skipped;
+            if pos >= split.end {
+                return Ok(());
+            }
+        }
+        // Line numbers are known from the start of the file; other splits count them on error.
+        let mut line_no: Option<u64> = (split.start == 0).then_some(1);
+        let mut buf: Vec<u8> = Vec::with_capacity(READ_SIZE * 2);
+        let mut eof = false;
+        let mut skipped_logged = 0u64;
+        while !eof || !buf.is_empty() {
+            if ctx.should_stop() {
+                return Ok(());
+            }
+            if !eof && buf.len() < READ_SIZE {
+                let old = buf.len();
+                buf.resize(old + READ_SIZE, 0);
+                let n = file.read(&mut buf[old..]).map_err(io_err)?;
+                buf.truncate(old + n);
+                if n == 0 {
+                    eof = true;
+                }
+                continue;
+            }
+            // Collect whole lines that start inside the split.
+            let mut lines = Vec::with_capacity(LINES_PER_BATCH);
+            let mut offset = 0usize;
+            let mut past_end = false;
+            while lines.len() < LINES_PER_BATCH {
+                if pos + offset as u64 >= split.end {
+                    past_end = true;
+                    break;
+                }
+                match memchr::memchr(b'\n', &buf[offset..]) {
+                    Some(i) => {
+                        let end = offset + i;
+                        let end_trim = if end > offset && buf[end - 1] == b'\r' {
+                            end - 1
+                        } else {
+                            end
+                        };
+                        lines.push((offset, end_trim));
+                        offset = end + 1;
+                    }
+                    None if eof => {
+                        if offset < buf.len() {
+                            lines.push((offset, buf.len()));
+                            offset = buf.len();
+                        }
+                        break;
+                    }
+                    None => break,
+                }
+            }
+            if lines.is_empty() && !past_end && !eof {
+                // A line longer than the buffer: read more.
+                let old = buf.len();
+                buf.resize(old + READ_SIZE, 0);
+                let n = file.read(&mut buf[old..]).map_err(io_err)?;
+                buf.truncate(old + n);
+                eof = n == 0;
+                continue;
+            }
+            let (batch, bad) = self.decoder.decode_lines(&buf, &lines);
+            if !bad.is_empty() {
+                let first_line = match line_no {
+                    Some(n) => n,
+                    None => count_lines_before(&split.file, pos)? + 1,
+                };
+                for b in &bad {
+                    let place = format!("{}:{}", split.file.display(), first_line + b.index as u64);
+                    if self.config.json.ignore_parse_errors {
+                        if skipped_logged < LOGGED_SKIPS {
+                            tracing::warn!(place = %place, reason = %b.reason, "Skipping malformed JSON line");
+                        }
+                        skipped_logged += 1;
+                    } else {
+                        return Err(SluiceError::user(format!(
+                            "{place}: malformed JSON line: {} (set 'json.ignore-parse-errors' = 'true' to skip such lines)",
+                            b.reason
+                        )));
+                    }
+                }
+                ctx.metrics.add_skipped(bad.len());
+            }
+            if let Some(n) = line_no.as_mut() {
+                *n += lines.len() as u64;
+            }
+            pos += offset as u64;
+            buf.drain(..offset);
+            if batch.num_rows() > 0 {
+                let batch = self.with_metadata(batch, split)?;
+                ctx.emit(StreamBatch::append_only(batch)).await?;
+            }
+            if past_end || (eof && buf.is_empty()) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn with_metadata(
+        &self,
+        physical: RecordBatch,
+        split: &Split,
+    ) -> Result<RecordBatch, SluiceError> {
+        if self.config.columns.iter().all(|c| c.is_none()) {
+            return Ok(physical);
+        }
+        let n = physical.num_rows();
+        let mut next_physical = 0;
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.config.columns.len());
+        for (i, c) in self.config.columns.iter().enumerate() {
+            let array: ArrayRef = match c.as_deref() {
+                None => {
+                    next_physical += 1;
+                    physical.column(next_physical - 1).clone()
+                }
+                Some("file.path") => {
+                    Arc::new(StringArray::from(vec![split.file.display().to_string(); n]))
+                }
+                Some("file.name") => Arc::new(StringArray::from(vec![
+                    split
+                        .file
+                        .file_name()
+                        .map(|s| s.to_string_lossy().to_string())
+                        .unwrap_or_default();
+                    n
+                ])),
+                Some("file.size") => Arc::new(Int64Array::from(vec![split.size as i64; n])),
+                Some(_) => Arc::new(
+                    TimestampMillisecondArray::from(vec![split.modified_ms; n])
+                        .with_timezone("UTC"),
+                ),
+            };
+            let want = self.config.output.field(i).data_type();
+            let array = if array.data_type() == want {
+                array
+            } else {
+                arrow::compute::cast(&array, want)?
+            };
+            columns.push(array);
+        }
+        Ok(RecordBatch::try_new(self.config.output.clone(), columns)?)
+    }
+}
+
+fn count_lines_before(path: &Path, offset: u64) -> Result<u64, SluiceError> {
+    let mut f = File::open(path)
+        .map_err(|e| SluiceError::external(format!("reading '{}': {e}", path.display())))?;
+    let mut remaining = offset;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut lines = 0;
+    while remaining > 0 {
+        let want = remaining.min(buf.len() as u64) as usize;
+        let n = f
+            .read(&mut buf[..want])
+            .map_err(|e| SluiceError::external(format!("reading '{}': {e}", path.display())))?;
+        if n == 0 {
+            break;
+        }
+        lines += buf[..n].iter().filter(|&&c| c == b'\n').count() as u64;
+        remaining -= n as u64;
+    }
+    Ok(lines)
+}
+
+#[async_trait::async_trait]
+impl Source for FileSource {
+    async fn run(&mut self, ctx: &mut SourceContext) -> Result<(), SluiceError> {
+        let files = list_files(&self.config.path)?;
+        let all = splits(&files, ctx.parallelism)?;
+        let mine: Vec<Split> = all
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| i % ctx.parallelism == ctx.subtask)
+            .map(|(_, s)| s)
+            .collect();
+        for split in &mine {
+            self.read_split(split, ctx).await?;
+            if ctx.should_stop() {
+                break;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,129 @@
+//! sluice's connectors, one module each, and [`Connectors`]: the explicit registry that validates a
+//! table's options for the planner ([`ConnectorCatalog`]) and builds sources and sinks for the runtime
+//! ([`ConnectorRegistry`]).
+
+pub mod datagen;
+pub mod filesystem;
+pub mod format;
+pub mod print;
+
+use sluice_common::{
+    ConnectorCatalog, ConnectorError, SinkCaps, SluiceError, SourceCaps, TableSpec,
+};
+use sluice_runtime::{ConnectorRegistry, Sink, SinkInit, Source, SourceInit};
+
+/// Every connector sluice ships.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Connectors;
+
+const NAMES: &[&str] = &["blackhole", "datagen", "filesystem", "print"];
+
+fn only_sink(name: &str) -> ConnectorError {
+    ConnectorError::at_option(
+        "connector",
+        format!("connector '{name}' can only be written to (it is a sink), not read"),
+    )
+}
+
+fn config_error(spec: &TableSpec, e: ConnectorError) -> SluiceError {
+    SluiceError::user(format!("table '{}': {}", spec.name, e.message))
+}
+
+impl ConnectorCatalog for Connectors {
+    fn connectors(&self) -> Vec<&'static str> {
+        NAMES.to_vec()
+    }
+
+    fn check_source(&self, spec: &TableSpec) -> Result<SourceCaps, ConnectorError> {
+        match spec.connector.as_str() {
+            "filesystem" => {
+                filesystem::FileSourceConfig::from_spec(spec)?;
+                Ok(SourceCaps { bounded: true })
+            }
+            "datagen" => {
+                let c = datagen::DatagenConfig::from_spec(spec)?;
+                Ok(SourceCaps {
+                    bounded: c.number_of_rows.is_some(),
+                })
+            }
+            "print" | "blackhole" => Err(only_sink(&spec.connector)),
+            other => Err(ConnectorError::new(format!(
+                "unknown connector '{other}' (known: {})",
+                NAMES.join(", ")
+            ))),
+        }
+    }
+
+    fn check_sink(&self, spec: &TableSpec) -> Result<SinkCaps, ConnectorError> {
+        match spec.connector.as_str() {
+            "filesystem" => {
+                filesystem::FileSinkConfig::from_spec(spec)?;
+                Ok(SinkCaps {
+                    accepts_updates: false,
+                })
+            }
+            "print" => {
+                print::PrintConfig::from_spec(spec)?;
+                Ok(SinkCaps {
+                    accepts_updates: true,
+                })
+            }
+            "blackhole" => {
+                print::check_blackhole(spec)?;
+                Ok(SinkCaps {
+                    accepts_updates: true,
+                })
+            }
+            "datagen" => Err(ConnectorError::at_option(
+                "connector",
+                "connector 'datagen' can only be read (it is a source), not written",
+            )),
+            other => Err(ConnectorError::new(format!(
+                "unknown connector '{other}' (known: {})",
+                NAMES.join(", ")
+            ))),
+        }
+    }
+}
+
+impl ConnectorRegistry for Connectors {
+    fn create_source(
+        &self,
+        spec: &TableSpec,
+        _init: &SourceInit,
+    ) -> Result<Box<dyn Source>, SluiceError> {
+        match spec.connector.as_str() {
+            "filesystem" => {
+                let c = filesystem::FileSourceConfig::from_spec(spec)
+                    .map_err(|e| config_error(spec, e))?;
+                Ok(Box::new(filesystem::FileSource::new(c)))
+            }
+            "datagen" => {
+                let c =
+                    datagen::DatagenConfig::from_spec(spec).map_err(|e| config_error(spec, e))?;
+                Ok(Box::new(datagen::DatagenSource::new(c)))
+            }
+            other => Err(SluiceError::user(format!(
+                "connector '{other}' cannot be read"
+            ))),
+        }
+    }
+
+    fn create_sink(&self, spec: &TableSpec, init: &SinkInit) -> Result<Box<dyn Sink>, SluiceError> {
+        match spec.connector.as_str() {
+            "filesystem" => {
+                let c = filesystem::FileSinkConfig::from_spec(spec)
+                    .map_err(|e| config_error(spec, e))?;
+                Ok(Box::new(filesystem::FileSink::new(c, init)?))
+            }
+            "print" => {
+                let c = print::PrintConfig::from_spec(spec).map_err(|e| config_error(spec, e))?;
+                Ok(Box::new(print::PrintSink::new(c, init)))
+            }
+            "blackhole" => Ok(Box::new(print::BlackholeSink)),
+            other => Err(SluiceError::user(format!(
+                "connector '{other}' cannot be written"
+            ))),
+        }
+    }
+}

@@ -1,0 +1,51 @@
+//! Pipeline settings from `SET 'key' = 'value'` and `--set`, with Flink's key names.
+
+use sluice_common::options::parse_duration;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `parallelism.default`: subtasks per operator (default: number of cores).
+    pub parallelism: usize,
+    /// `pipeline.name`.
+    pub pipeline_name: Option<String>,
+    /// `table.exec.state.ttl` (used by the state issue).
+    pub state_ttl: Option<Duration>,
+    /// Every setting as written, for operators that read their own keys.
+    pub raw: BTreeMap<String, String>,
+}
+
+impl Settings {
+    pub fn from_map(
+        raw: &BTreeMap<String, String>,
+        default_parallelism: usize,
+    ) -> Result<Settings, String> {
+        let parallelism = match raw.get("parallelism.default") {
+            None => default_parallelism.max(1),
+            Some(v) => match v.trim().parse::<i64>() {
+                Ok(-1) => default_parallelism.max(1),
+                Ok(n) if n >= 1 => n as usize,
+                _ => {
+                    return Err(format!(
+                        "setting 'parallelism.default': expected a positive integer, got '{v}'"
+                    ))
+                }
+            },
+        };
+        let state_ttl = match raw.get("table.exec.state.ttl") {
+            None => None,
+            Some(v) => {
+                let d = parse_duration(v)
+                    .map_err(|m| format!("setting 'table.exec.state.ttl': {m}, got '{v}'"))?;
+                (!d.is_zero()).then_some(d)
+            }
+        };
+        Ok(Settings {
+            parallelism,
+            pipeline_name: raw.get("pipeline.name").cloned(),
+            state_ttl,
+            raw: raw.clone(),
+        })
+    }
+}

@@ -1,0 +1,263 @@
+//! DataFusion `LogicalPlan` (optimized, one per INSERT) -> [`StreamGraph`] nodes.
+//!
+//! Supported now: table scans, projections, filters, UNION ALL and non-windowed GROUP BY. Other plan
+//! nodes are refused with a message naming them (joins, windows and Top-N come with the event-time work).
+
+use crate::graph::{AggregateSpec, Edge, Node, NodeId, NodeKind, Partitioning, StreamGraph};
+use crate::settings::Settings;
+use datafusion::arrow::datatypes::{Schema, SchemaRef};
+use datafusion::common::DFSchema;
+use datafusion::datasource::source_as_provider;
+use datafusion::execution::context::ExecutionProps;
+use datafusion::logical_expr::{Expr, LogicalPlan};
+use datafusion::physical_expr::{create_physical_expr, PhysicalExpr};
+// The one-call helper is deprecated in favour of a builder; it is still the shortest correct call.
+use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
+#[allow(deprecated)]
+use datafusion::physical_planner::create_aggregate_expr_and_maybe_filter;
+use sluice_common::SinkCaps;
+use sluice_sql::{PlannedPipeline, Pos, SqlError, StreamTable};
+use std::sync::Arc;
+
+pub fn build_graph(
+    pipeline: &PlannedPipeline,
+    settings: &Settings,
+) -> Result<StreamGraph, SqlError> {
+    let mut b = Builder {
+        graph: StreamGraph::default(),
+        props: pipeline.session.execution_props().clone(),
+        pipeline,
+        settings,
+        insert: 0,
+        pos: None,
+    };
+    for (i, insert) in pipeline.inserts.iter().enumerate() {
+        b.insert = i;
+        b.pos = insert.pos;
+        let input = b.node(&insert.plan)?;
+        let table = &pipeline.tables[&insert.sink];
+        let caps: SinkCaps = table.sink_caps.expect("planner checked the sink");
+        let upstream = &b.graph.nodes[input];
+        if upstream.updating && !caps.accepts_updates {
+            let producer = b.updating_producer(input);
+            return Err(SqlError::new(
+                insert.pos,
+                format!(
+                    "table sink '{}' (connector '{}') doesn't support consuming update changes which is produced by node {producer}; write to a sink that accepts updates (print, blackhole) or make the query append-only",
+                    insert.sink, table.spec.connector
+                ),
+            ));
+        }
+        let (parallelism, updating, schema) = (
+            upstream.parallelism,
+            upstream.updating,
+            upstream.schema.clone(),
+        );
+        b.add(
+            NodeKind::Sink {
+                spec: table.spec.clone(),
+                caps,
+            },
+            vec![Edge {
+                from: input,
+                partitioning: Partitioning::Forward,
+            }],
+            parallelism,
+            schema,
+            updating,
+        );
+    }
+    Ok(b.graph)
+}
+
+struct Builder<'a> {
+    graph: StreamGraph,
+    props: ExecutionProps,
+    pipeline: &'a PlannedPipeline,
+    settings: &'a Settings,
+    insert: usize,
+    pos: Option<Pos>,
+}
+
+impl Builder<'_> {
+    fn add(
+        &mut self,
+        kind: NodeKind,
+        inputs: Vec<Edge>,
+        parallelism: usize,
+        schema: SchemaRef,
+        updating: bool,
+    ) -> NodeId {
+        let id = self.graph.nodes.len();
+        self.graph.nodes.push(Node {
+            id,
+            kind,
+            inputs,
+            parallelism,
+            schema,
+            updating,
+            insert: self.insert,
+        });
+        id
+    }
+
+    fn err(&self, message: impl Into<String>) -> SqlError {
+        SqlError::new(self.pos, message)
+    }
+
+    fn physical(&self, e: &Expr, schema: &DFSchema) -> Result<Arc<dyn PhysicalExpr>, SqlError> {
+        create_physical_expr(e, schema, &self.props, &PhysicalPlanningContext::default())
+            .map_err(|e| self.err(format!("cannot plan expression: {e}")))
+    }
+
+    /// Forward when parallelism matches, else round-robin.
+    fn edge_to(&self, from: NodeId, parallelism: usize) -> Edge {
+        let partitioning = if self.graph.nodes[from].parallelism == parallelism {
+            Partitioning::Forward
+        } else {
+            Partitioning::Rebalance
+        };
+        Edge { from, partitioning }
+    }
+
+    fn updating_producer(&self, id: NodeId) -> String {
+        let n = &self.graph.nodes[id];
+        match &n.kind {
+            NodeKind::GroupAggregate(a) => {
+                let select: Vec<String> = a
+                    .key_names
+                    .iter()
+                    .chain(a.aggregate_names.iter())
+                    .cloned()
+                    .collect();
+                format!(
+                    "GroupAggregate(groupBy=[{}], select=[{}])",
+                    a.key_names.join(", "),
+                    select.join(", ")
+                )
+            }
+            _ => match n.inputs.iter().find(|e| self.graph.nodes[e.from].updating) {
+                Some(e) => self.updating_producer(e.from),
+                None => n.kind.label().to_string(),
+            },
+        }
+    }
+
+    fn node(&mut self, plan: &LogicalPlan) -> Result<NodeId, SqlError> {
+        match plan {
+            LogicalPlan::TableScan(scan) => {
+                let provider = source_as_provider(&scan.source).map_err(|e| self.err(e.to_string()))?;
+                let Some(table) = provider.downcast_ref::<StreamTable>() else {
+                    return Err(self.err(format!("table '{}' is not a streaming table", scan.table_name)));
+                };
+                let spec = table.spec.clone();
+                let caps = self.pipeline.tables[&spec.name].source_caps.expect("planner checked every scanned table");
+                let parallelism = match spec.options.get("scan.parallelism") {
+                    Some(p) => p.parse().map_err(|_| self.err(format!("table '{}': option 'scan.parallelism' must be a positive integer, got '{p}'", spec.name)))?,
+                    None => self.settings.parallelism,
+                };
+                let schema = spec.connector_schema.clone();
+                let mut id = self.add(NodeKind::Source { spec, caps }, vec![], parallelism, schema.clone(), false);
+                if let Some(proj) = &scan.projection {
+                    let identity = proj.len() == schema.fields().len() && proj.iter().enumerate().all(|(i, p)| i == *p);
+                    if !identity {
+                        let exprs: Vec<Arc<dyn PhysicalExpr>> = proj
+                            .iter()
+                            .map(|&i| Arc::new(datafusion::physical_expr::expressions::Column::new(schema.field(i).name(), i)) as _)
+                            .collect();
+                        let display = proj.iter().map(|&i| schema.field(i).name().clone()).collect();
+                        let out = Arc::new(schema.project(proj).map_err(|e| self.err(e.to_string()))?);
+                        id = self.add(NodeKind::Project { exprs, display }, vec![Edge { from: id, partitioning: Partitioning::Forward }], parallelism, out, false);
+                    }
+                }
+                if !scan.filters.is_empty() {
+                    return Err(self.err("internal: filters were pushed into a streaming scan"));
+                }
+                Ok(id)
+            }
+            LogicalPlan::Projection(p) => {
+                let input = self.node(&p.input)?;
+                let exprs = p.expr.iter().map(|e| self.physical(e, p.input.schema())).collect::<Result<Vec<_>, _>>()?;
+                let display = p.expr.iter().map(display_expr).collect();
+                let (par, upd) = (self.graph.nodes[input].parallelism, self.graph.nodes[input].updating);
+                let schema = arrow_schema(p.schema.as_ref());
+                Ok(self.add(NodeKind::Project { exprs, display }, vec![Edge { from: input, partitioning: Partitioning::Forward }], par, schema, upd))
+            }
+            LogicalPlan::Filter(f) => {
+                let input = self.node(&f.input)?;
+                let predicate = self.physical(&f.predicate, f.input.schema())?;
+                let n = &self.graph.nodes[input];
+                let (par, upd, schema) = (n.parallelism, n.updating, n.schema.clone());
+                let display = display_expr(&f.predicate);
+                Ok(self.add(NodeKind::Filter { predicate, display }, vec![Edge { from: input, partitioning: Partitioning::Forward }], par, schema, upd))
+            }
+            LogicalPlan::SubqueryAlias(a) => self.node(&a.input),
+            LogicalPlan::Union(u) => {
+                let inputs = u.inputs.iter().map(|i| self.node(i)).collect::<Result<Vec<_>, _>>()?;
+                let par = self.settings.parallelism;
+                let edges = inputs.iter().map(|&i| self.edge_to(i, par)).collect();
+                let updating = inputs.iter().any(|&i| self.graph.nodes[i].updating);
+                Ok(self.add(NodeKind::Union, edges, par, arrow_schema(u.schema.as_ref()), updating))
+            }
+            LogicalPlan::Aggregate(a) => {
+                if a.group_expr.iter().any(|e| matches!(e, Expr::GroupingSet(_))) {
+                    return Err(self.err("GROUPING SETS, CUBE and ROLLUP are not supported in streaming queries yet"));
+                }
+                let input = self.node(&a.input)?;
+                let input_updating = self.graph.nodes[input].updating;
+                let in_schema = a.input.schema();
+                let physical_in = Arc::new(in_schema.as_arrow().clone());
+                let keys = a.group_expr.iter().map(|e| self.physical(e, in_schema)).collect::<Result<Vec<_>, _>>()?;
+                let mut aggregates = Vec::new();
+                let mut filters = Vec::new();
+                for e in &a.aggr_expr {
+                    #[allow(deprecated)]
+                    let (agg, filter, _order) = create_aggregate_expr_and_maybe_filter(e, in_schema, &physical_in, &self.props)
+                        .map_err(|err| self.err(format!("cannot plan aggregate {}: {err}", display_expr(e))))?;
+                    if input_updating {
+                        let acc = agg.create_accumulator().map_err(|e| self.err(e.to_string()))?;
+                        if !acc.supports_retract_batch() {
+                            return Err(self.err(format!(
+                                "aggregate {} cannot take back rows, so it cannot consume the updating result of another aggregation yet",
+                                display_expr(e)
+                            )));
+                        }
+                    }
+                    aggregates.push(agg);
+                    filters.push(filter);
+                }
+                let parallelism = if keys.is_empty() { 1 } else { self.settings.parallelism };
+                let spec = AggregateSpec {
+                    key_names: a.group_expr.iter().map(display_expr).collect(),
+                    aggregate_names: a.aggr_expr.iter().map(display_expr).collect(),
+                    keys: keys.clone(),
+                    aggregates,
+                    filters,
+                    input_updating,
+                };
+                let edge = Edge { from: input, partitioning: Partitioning::Hash(keys) };
+                Ok(self.add(NodeKind::GroupAggregate(spec), vec![edge], parallelism, arrow_schema(a.schema.as_ref()), true))
+            }
+            LogicalPlan::Join(_) => Err(self.err(
+                "regular joins are not supported yet; lookup and temporal joins (FOR SYSTEM_TIME AS OF) come with the event-time work",
+            )),
+            LogicalPlan::Sort(_) => Err(self.err("ORDER BY is not supported on an unbounded stream (use a Top-N query)")),
+            LogicalPlan::Limit(_) => Err(self.err("LIMIT is not supported on an unbounded stream yet")),
+            LogicalPlan::Window(_) => Err(self.err("OVER windows are not supported yet")),
+            LogicalPlan::Distinct(_) => Err(self.err("internal: DISTINCT should have been rewritten into an aggregate")),
+            other => Err(self.err(format!("{} is not supported in streaming queries yet", other.display()))),
+        }
+    }
+}
+
+fn arrow_schema(s: &DFSchema) -> SchemaRef {
+    Arc::new(Schema::new(s.fields().iter().cloned().collect::<Vec<_>>()))
+}
+
+pub(crate) fn display_expr(e: &Expr) -> String {
+    let s = e.human_display().to_string();
+    match e {
+        Expr::Alias(a) => format!("{} AS {}", a.expr.human_display(), a.name),
+        _ => s,
+    }
+}

@@ -1,0 +1,83 @@
+//! Source and sink traits, and the registry through which the runtime builds them from a
+//! [`TableSpec`]. Connectors live in `sluice-connectors`; the binary hands the registry in.
+
+use crate::exchange::ChainHead;
+use crate::metrics::TableMetrics;
+use sluice_common::{Barrier, SluiceError, StreamBatch, TableSpec};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use tokio::sync::watch;
+
+/// What a source subtask is told when it is created.
+#[derive(Debug, Clone)]
+pub struct SourceInit {
+    pub subtask: usize,
+    pub parallelism: usize,
+    pub settings: BTreeMap<String, String>,
+}
+
+/// What a sink subtask is told when it is created.
+#[derive(Debug, Clone)]
+pub struct SinkInit {
+    pub subtask: usize,
+    pub parallelism: usize,
+    pub settings: BTreeMap<String, String>,
+}
+
+/// Builds connector instances. Implemented by `sluice-connectors`.
+pub trait ConnectorRegistry: Send + Sync {
+    fn create_source(
+        &self,
+        spec: &TableSpec,
+        init: &SourceInit,
+    ) -> Result<Box<dyn Source>, SluiceError>;
+    fn create_sink(&self, spec: &TableSpec, init: &SinkInit) -> Result<Box<dyn Sink>, SluiceError>;
+}
+
+/// A source subtask: reads its share of the input and emits batches until it ends or is told to stop.
+#[async_trait::async_trait]
+pub trait Source: Send {
+    async fn run(&mut self, ctx: &mut SourceContext) -> Result<(), SluiceError>;
+}
+
+/// A sink subtask.
+#[async_trait::async_trait]
+pub trait Sink: Send {
+    async fn write_batch(&mut self, batch: StreamBatch) -> Result<(), SluiceError>;
+
+    /// Pre-commit point for two-phase commit (the checkpoint issue gives it meaning).
+    async fn on_barrier(&mut self, _barrier: Barrier) -> Result<(), SluiceError> {
+        Ok(())
+    }
+
+    /// End of input: flush and close.
+    async fn finish(&mut self) -> Result<(), SluiceError>;
+}
+
+/// Handed to [`Source::run`]: emit batches, count what was read and skipped, watch for shutdown.
+pub struct SourceContext {
+    pub(crate) head: ChainHead,
+    pub metrics: Arc<TableMetrics>,
+    pub(crate) stop: watch::Receiver<bool>,
+    pub subtask: usize,
+    pub parallelism: usize,
+}
+
+impl SourceContext {
+    /// Sends a batch down the chain. Returns `Err` if the pipeline failed downstream; the source should stop.
+    pub async fn emit(&mut self, batch: StreamBatch) -> Result<(), SluiceError> {
+        self.metrics.add_read(batch.num_rows());
+        self.head.push(batch).await
+    }
+
+    /// True once Ctrl-C/SIGTERM (or a failure elsewhere) asked sources to stop; bounded sources
+    /// check it between batches, unbounded ones also select on [`SourceContext::stopped`].
+    pub fn should_stop(&self) -> bool {
+        *self.stop.borrow()
+    }
+
+    /// Resolves when the pipeline is asked to stop.
+    pub async fn stopped(&mut self) {
+        let _ = self.stop.wait_for(|s| *s).await;
+    }
+}

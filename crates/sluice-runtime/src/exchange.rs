@@ -1,0 +1,326 @@
+//! Moving messages between tasks. A task's [`ChainHead`] runs its chained operators and hands the
+//! result to its tail: a sink, or [`Output`]s that route batches to downstream subtasks (forward,
+//! round-robin or by key hash) and broadcast watermarks, barriers and end-of-stream. An [`InputGate`]
+//! merges a task's input channels, combining watermarks (the minimum over inputs) and counting
+//! barriers and ends.
+
+use crate::connector::Sink;
+use crate::metrics::TableMetrics;
+use crate::operator::Operator;
+use datafusion::arrow::array::UInt32Array;
+use datafusion::common::hash_utils::create_hashes;
+use datafusion::physical_expr::PhysicalExpr;
+use sluice_common::{Barrier, Message, SluiceError, StreamBatch, Watermark};
+use std::collections::HashMap;
+use std::future::poll_fn;
+use std::sync::Arc;
+use std::task::Poll;
+use tokio::sync::mpsc;
+
+/// Message of the error a task gets when its downstream task is gone (because that one failed).
+pub(crate) const DOWNSTREAM_CLOSED: &str = "downstream task stopped";
+
+fn closed() -> SluiceError {
+    SluiceError::internal(DOWNSTREAM_CLOSED)
+}
+
+pub(crate) enum Route {
+    Forward,
+    Rebalance {
+        next: usize,
+    },
+    Hash {
+        keys: Vec<Arc<dyn PhysicalExpr>>,
+        hashes: Vec<u64>,
+    },
+}
+
+/// One outgoing edge of a subtask.
+pub(crate) struct Output {
+    pub(crate) senders: Vec<mpsc::Sender<Message>>,
+    pub(crate) route: Route,
+}
+
+/// Fixed seed: the same key goes to the same subtask in every process (scale-out relies on it).
+const HASH_SEED: u64 = 0x5eed_51u64;
+
+impl Output {
+    async fn send_batch(&mut self, batch: StreamBatch) -> Result<(), SluiceError> {
+        match &mut self.route {
+            Route::Forward => self.senders[0]
+                .send(Message::Batch(batch))
+                .await
+                .map_err(|_| closed()),
+            Route::Rebalance { next } => {
+                let i = *next % self.senders.len();
+                *next = next.wrapping_add(1);
+                self.senders[i]
+                    .send(Message::Batch(batch))
+                    .await
+                    .map_err(|_| closed())
+            }
+            Route::Hash { keys, hashes } => {
+                let n = self.senders.len();
+                if n == 1 {
+                    return self.senders[0]
+                        .send(Message::Batch(batch))
+                        .await
+                        .map_err(|_| closed());
+                }
+                let arrays = keys
+                    .iter()
+                    .map(|k| {
+                        k.evaluate(&batch.data)
+                            .and_then(|v| v.into_array(batch.num_rows()))
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| SluiceError::internal(format!("evaluating exchange keys: {e}")))?;
+                hashes.clear();
+                hashes.resize(batch.num_rows(), 0);
+                let state = foldhash::fast::FixedState::with_seed(HASH_SEED);
+                create_hashes(&arrays, &state, hashes)
+                    .map_err(|e| SluiceError::internal(format!("hashing keys: {e}")))?;
+                let mut parts: Vec<Vec<u32>> = vec![Vec::new(); n];
+                for (row, h) in hashes.iter().enumerate() {
+                    parts[(*h % n as u64) as usize].push(row as u32);
+                }
+                for (p, idx) in parts.into_iter().enumerate() {
+                    if idx.is_empty() {
+                        continue;
+                    }
+                    let part = if idx.len() == batch.num_rows() {
+                        batch.clone()
+                    } else {
+                        batch.take(&UInt32Array::from(idx))?
+                    };
+                    self.senders[p]
+                        .send(Message::Batch(part))
+                        .await
+                        .map_err(|_| closed())?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    async fn broadcast(&mut self, m: Message) -> Result<(), SluiceError> {
+        for s in &self.senders {
+            s.send(m.clone()).await.map_err(|_| closed())?;
+        }
+        Ok(())
+    }
+}
+
+pub(crate) enum Tail {
+    Sink {
+        sink: Box<dyn Sink>,
+        metrics: Arc<TableMetrics>,
+    },
+    Outputs(Vec<Output>),
+}
+
+/// The operators of one task, in chain order, and where their output goes.
+pub struct ChainHead {
+    pub(crate) ops: Vec<Box<dyn Operator>>,
+    pub(crate) tail: Tail,
+}
+
+impl ChainHead {
+    pub(crate) async fn push(&mut self, batch: StreamBatch) -> Result<(), SluiceError> {
+        let out = self.run_from(0, vec![batch])?;
+        self.emit(out).await
+    }
+
+    fn run_from(
+        &mut self,
+        start: usize,
+        mut batches: Vec<StreamBatch>,
+    ) -> Result<Vec<StreamBatch>, SluiceError> {
+        for op in &mut self.ops[start..] {
+            if batches.is_empty() {
+                break;
+            }
+            let mut next = Vec::with_capacity(batches.len());
+            for b in batches {
+                op.process_batch(b, &mut next)
+                    .map_err(|e| e.in_operator(op.name().to_string()))?;
+            }
+            batches = next;
+        }
+        Ok(batches)
+    }
+
+    async fn emit(&mut self, batches: Vec<StreamBatch>) -> Result<(), SluiceError> {
+        for b in batches {
+            if b.num_rows() == 0 {
+                continue;
+            }
+            match &mut self.tail {
+                Tail::Sink { sink, metrics } => {
+                    metrics.add_written(b.num_rows());
+                    sink.write_batch(b).await?;
+                }
+                Tail::Outputs(outputs) => {
+                    let n = outputs.len();
+                    for (i, o) in outputs.iter_mut().enumerate() {
+                        if i + 1 == n {
+                            o.send_batch(b).await?;
+                            break;
+                        }
+                        o.send_batch(b.clone()).await?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs `hook` on each operator in order; what operator i emits flows through operators i+1...
+    async fn cascade<F>(&mut self, mut hook: F) -> Result<(), SluiceError>
+    where
+        F: FnMut(&mut dyn Operator, &mut Vec<StreamBatch>) -> Result<(), SluiceError>,
+    {
+        for i in 0..self.ops.len() {
+            let mut out = Vec::new();
+            let op = &mut self.ops[i];
+            hook(op.as_mut(), &mut out).map_err(|e| e.in_operator(op.name().to_string()))?;
+            let out = self.run_from(i + 1, out)?;
+            self.emit(out).await?;
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn watermark(&mut self, wm: Watermark) -> Result<(), SluiceError> {
+        self.cascade(|op, out| op.on_watermark(wm, out)).await?;
+        if let Tail::Outputs(outputs) = &mut self.tail {
+            for o in outputs {
+                o.broadcast(Message::Watermark(wm)).await?;
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn barrier(&mut self, b: Barrier) -> Result<(), SluiceError> {
+        for op in &mut self.ops {
+            op.on_barrier(b)?;
+        }
+        match &mut self.tail {
+            Tail::Sink { sink, .. } => sink.on_barrier(b).await,
+            Tail::Outputs(outputs) => {
+                for o in outputs {
+                    o.broadcast(Message::Barrier(b)).await?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    pub(crate) async fn end(&mut self) -> Result<(), SluiceError> {
+        self.cascade(|op, out| op.on_end(out)).await?;
+        match &mut self.tail {
+            Tail::Sink { sink, .. } => sink.finish().await,
+            Tail::Outputs(outputs) => {
+                for o in outputs {
+                    o.broadcast(Message::End).await?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+pub(crate) enum GateEvent {
+    Batch(StreamBatch),
+    Watermark(Watermark),
+    /// Delivered once every input has passed the barrier (alignment without blocking for now).
+    Barrier(Barrier),
+    End,
+}
+
+/// Merges the input channels of one subtask.
+pub(crate) struct InputGate {
+    inputs: Vec<Option<mpsc::Receiver<Message>>>,
+    watermarks: Vec<i64>,
+    current: i64,
+    barriers: HashMap<u64, usize>,
+    next: usize,
+}
+
+impl InputGate {
+    pub(crate) fn new(inputs: Vec<mpsc::Receiver<Message>>) -> Self {
+        let n = inputs.len();
+        InputGate {
+            inputs: inputs.into_iter().map(Some).collect(),
+            watermarks: vec![i64::MIN; n],
+            current: i64::MIN,
+            barriers: HashMap::new(),
+            next: 0,
+        }
+    }
+
+    fn live(&self) -> usize {
+        self.inputs.iter().filter(|i| i.is_some()).count()
+    }
+
+    /// The next event; `End` once every input has ended.
+    pub(crate) async fn next(&mut self) -> GateEvent {
+        loop {
+            if self.live() == 0 {
+                return GateEvent::End;
+            }
+            let (i, msg) = poll_fn(|cx| {
+                let n = self.inputs.len();
+                for k in 0..n {
+                    let i = (self.next + k) % n;
+                    if let Some(rx) = &mut self.inputs[i] {
+                        if let Poll::Ready(m) = rx.poll_recv(cx) {
+                            self.next = (i + 1) % n;
+                            return Poll::Ready((i, m));
+                        }
+                    }
+                }
+                Poll::Pending
+            })
+            .await;
+            match msg {
+                Some(Message::Batch(b)) => return GateEvent::Batch(b),
+                Some(Message::Watermark(w)) => {
+                    self.watermarks[i] = self.watermarks[i].max(w.0);
+                    if let Some(wm) = self.advance() {
+                        return GateEvent::Watermark(wm);
+                    }
+                }
+                Some(Message::Barrier(b)) => {
+                    let seen = self.barriers.entry(b.checkpoint_id).or_insert(0);
+                    *seen += 1;
+                    if *seen >= self.live() {
+                        self.barriers.remove(&b.checkpoint_id);
+                        return GateEvent::Barrier(b);
+                    }
+                }
+                Some(Message::End) | None => {
+                    // A closed channel without End means the upstream task failed; the engine
+                    // reports that failure, here the input simply ends.
+                    self.inputs[i] = None;
+                    self.watermarks[i] = i64::MAX;
+                    if self.live() > 0 {
+                        if let Some(wm) = self.advance() {
+                            return GateEvent::Watermark(wm);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The combined watermark is the minimum over live inputs; returns it when it moved forward.
+    fn advance(&mut self) -> Option<Watermark> {
+        let min = self.watermarks.iter().copied().min().unwrap_or(i64::MIN);
+        if min > self.current && min != i64::MAX {
+            self.current = min;
+            Some(Watermark(min))
+        } else {
+            None
+        }
+    }
+}
