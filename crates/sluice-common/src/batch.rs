@@ -68,10 +68,7 @@ impl StreamBatch {
     pub fn with_kinds(data: RecordBatch, kinds: Vec<RowKind>) -> Self {
         debug_assert_eq!(data.num_rows(), kinds.len());
         let kinds = Int8Array::from_iter_values(kinds.into_iter().map(|k| k as i8));
-        StreamBatch {
-            data,
-            kinds: Some(kinds),
-        }
+        StreamBatch { data, kinds: Some(kinds) }
     }
 
     pub fn num_rows(&self) -> usize {
@@ -107,12 +104,8 @@ impl StreamBatch {
 
     /// Rows at `indices`, in that order, kinds included.
     pub fn take(&self, indices: &UInt32Array) -> Result<StreamBatch, ArrowError> {
-        let columns = self
-            .data
-            .columns()
-            .iter()
-            .map(|c| take(c.as_ref(), indices, None))
-            .collect::<Result<Vec<_>, _>>()?;
+        let columns =
+            self.data.columns().iter().map(|c| take(c.as_ref(), indices, None)).collect::<Result<Vec<_>, _>>()?;
         let data = RecordBatch::try_new_with_options(
             self.data.schema(),
             columns,

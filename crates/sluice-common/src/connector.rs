@@ -35,11 +35,7 @@ impl TableSpec {
         self.options
             .iter()
             .map(|(k, v)| {
-                let v = if self.secret_keys.contains(k) {
-                    "***".to_string()
-                } else {
-                    v.clone()
-                };
+                let v = if self.secret_keys.contains(k) { "***".to_string() } else { v.clone() };
                 (k.clone(), v)
             })
             .collect()
@@ -73,16 +69,10 @@ pub struct ConnectorError {
 
 impl ConnectorError {
     pub fn new(message: impl Into<String>) -> Self {
-        ConnectorError {
-            option: None,
-            message: message.into(),
-        }
+        ConnectorError { option: None, message: message.into() }
     }
     pub fn at_option(option: impl Into<String>, message: impl Into<String>) -> Self {
-        ConnectorError {
-            option: Some(option.into()),
-            message: message.into(),
-        }
+        ConnectorError { option: Some(option.into()), message: message.into() }
     }
 }
 
@@ -93,10 +83,7 @@ impl From<crate::OptionError> for ConnectorError {
             crate::OptionError::Unknown { keys, .. } => keys.first().cloned(),
             crate::OptionError::Missing { .. } => None,
         };
-        ConnectorError {
-            option,
-            message: e.to_string(),
-        }
+        ConnectorError { option, message: e.to_string() }
     }
 }
 

@@ -37,13 +37,7 @@ impl SluiceError {
         Self::new(ErrorDomain::Internal, message)
     }
     fn new(domain: ErrorDomain, message: impl Into<String>) -> Self {
-        SluiceError {
-            domain,
-            retryable: false,
-            operator: None,
-            message: message.into(),
-            source: None,
-        }
+        SluiceError { domain, retryable: false, operator: None, message: message.into(), source: None }
     }
     pub fn in_operator(mut self, operator: impl Into<String>) -> Self {
         if self.operator.is_none() {

@@ -11,9 +11,7 @@ pub mod options;
 pub mod types;
 
 pub use batch::{Barrier, Message, RowKind, StreamBatch, Watermark};
-pub use connector::{
-    ConnectorCatalog, ConnectorError, MetadataColumn, SinkCaps, SourceCaps, TableSpec,
-};
+pub use connector::{ConnectorCatalog, ConnectorError, MetadataColumn, SinkCaps, SourceCaps, TableSpec};
 pub use error::{ErrorDomain, SluiceError};
 pub use options::{OptionBag, OptionError};
 pub use types::flink_type_name;

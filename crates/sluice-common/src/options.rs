@@ -10,24 +10,13 @@ pub enum OptionError {
     #[error("missing required option '{key}' for connector '{connector}'")]
     Missing { connector: String, key: String },
     #[error("unknown option{} {} for connector '{connector}' (known: {})", if .keys.len() > 1 { "s" } else { "" }, quoted(.keys), .known.join(", "))]
-    Unknown {
-        connector: String,
-        keys: Vec<String>,
-        known: Vec<String>,
-    },
+    Unknown { connector: String, keys: Vec<String>, known: Vec<String> },
     #[error("option '{key}': {message}, got '{value}'")]
-    Invalid {
-        key: String,
-        value: String,
-        message: String,
-    },
+    Invalid { key: String, value: String, message: String },
 }
 
 fn quoted(keys: &[String]) -> String {
-    keys.iter()
-        .map(|k| format!("'{k}'"))
-        .collect::<Vec<_>>()
-        .join(", ")
+    keys.iter().map(|k| format!("'{k}'")).collect::<Vec<_>>().join(", ")
 }
 
 /// Options of one table, consumed key by key.
@@ -40,11 +29,7 @@ pub struct OptionBag {
 
 impl OptionBag {
     pub fn new(connector: impl Into<String>, options: BTreeMap<String, String>) -> Self {
-        OptionBag {
-            connector: connector.into(),
-            remaining: options,
-            known: BTreeSet::new(),
-        }
+        OptionBag { connector: connector.into(), remaining: options, known: BTreeSet::new() }
     }
 
     /// Adds an option (used to build per-field bags such as datagen's `fields.<f>.*`).
@@ -68,10 +53,7 @@ impl OptionBag {
     }
 
     pub fn required_string(&mut self, key: &str) -> Result<String, OptionError> {
-        self.string(key).ok_or_else(|| OptionError::Missing {
-            connector: self.connector.clone(),
-            key: key.to_string(),
-        })
+        self.string(key).ok_or_else(|| OptionError::Missing { connector: self.connector.clone(), key: key.to_string() })
     }
 
     pub fn bool(&mut self, key: &str) -> Result<Option<bool>, OptionError> {
@@ -97,27 +79,15 @@ impl OptionBag {
         self.parsed(key, "expected a number")
     }
 
-    fn parsed<T: std::str::FromStr>(
-        &mut self,
-        key: &str,
-        message: &str,
-    ) -> Result<Option<T>, OptionError> {
+    fn parsed<T: std::str::FromStr>(&mut self, key: &str, message: &str) -> Result<Option<T>, OptionError> {
         match self.string(key) {
             None => Ok(None),
-            Some(v) => v
-                .trim()
-                .parse()
-                .map(Some)
-                .map_err(|_| invalid(key, &v, message)),
+            Some(v) => v.trim().parse().map(Some).map_err(|_| invalid(key, &v, message)),
         }
     }
 
     /// One of `allowed` (case-insensitive); returns the canonical spelling from `allowed`.
-    pub fn one_of(
-        &mut self,
-        key: &str,
-        allowed: &[&'static str],
-    ) -> Result<Option<&'static str>, OptionError> {
+    pub fn one_of(&mut self, key: &str, allowed: &[&'static str]) -> Result<Option<&'static str>, OptionError> {
         match self.string(key) {
             None => Ok(None),
             Some(v) => allowed
@@ -125,9 +95,7 @@ impl OptionBag {
                 .find(|a| a.eq_ignore_ascii_case(v.trim()))
                 .copied()
                 .map(Some)
-                .ok_or_else(|| {
-                    invalid(key, &v, &format!("expected one of {}", allowed.join(", ")))
-                }),
+                .ok_or_else(|| invalid(key, &v, &format!("expected one of {}", allowed.join(", ")))),
         }
     }
 
@@ -135,9 +103,7 @@ impl OptionBag {
     pub fn duration(&mut self, key: &str) -> Result<Option<Duration>, OptionError> {
         match self.string(key) {
             None => Ok(None),
-            Some(v) => parse_duration(&v)
-                .map(Some)
-                .map_err(|m| invalid(key, &v, &m)),
+            Some(v) => parse_duration(&v).map(Some).map_err(|m| invalid(key, &v, &m)),
         }
     }
 
@@ -145,20 +111,13 @@ impl OptionBag {
     pub fn memory_size(&mut self, key: &str) -> Result<Option<u64>, OptionError> {
         match self.string(key) {
             None => Ok(None),
-            Some(v) => parse_memory_size(&v)
-                .map(Some)
-                .map_err(|m| invalid(key, &v, &m)),
+            Some(v) => parse_memory_size(&v).map(Some).map_err(|m| invalid(key, &v, &m)),
         }
     }
 
     /// Removes and returns every key under `prefix` (e.g. `fields.`), keyed by the rest of the name.
     pub fn with_prefix(&mut self, prefix: &str) -> BTreeMap<String, String> {
-        let keys: Vec<String> = self
-            .remaining
-            .keys()
-            .filter(|k| k.starts_with(prefix))
-            .cloned()
-            .collect();
+        let keys: Vec<String> = self.remaining.keys().filter(|k| k.starts_with(prefix)).cloned().collect();
         keys.into_iter()
             .map(|k| {
                 let v = self.remaining.remove(&k).expect("key listed above");
@@ -182,21 +141,13 @@ impl OptionBag {
 }
 
 fn invalid(key: &str, value: &str, message: &str) -> OptionError {
-    OptionError::Invalid {
-        key: key.to_string(),
-        value: value.to_string(),
-        message: message.to_string(),
-    }
+    OptionError::Invalid { key: key.to_string(), value: value.to_string(), message: message.to_string() }
 }
 
 fn split_number(s: &str) -> Result<(f64, String), String> {
     let s = s.trim();
-    let end = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let n: f64 = s[..end]
-        .parse()
-        .map_err(|_| "expected a number followed by a unit".to_string())?;
+    let end = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let n: f64 = s[..end].parse().map_err(|_| "expected a number followed by a unit".to_string())?;
     Ok((n, s[end..].trim().to_ascii_lowercase()))
 }
 
@@ -208,9 +159,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "m" | "min" | "mins" | "minute" | "minutes" => 60_000.0,
         "h" | "hour" | "hours" => 3_600_000.0,
         "d" | "day" | "days" => 86_400_000.0,
-        _ => {
-            return Err("expected a duration such as '10 s', '500 ms', '1 min', '2 h'".to_string())
-        }
+        _ => return Err("expected a duration such as '10 s', '500 ms', '1 min', '2 h'".to_string()),
     };
     Ok(Duration::from_secs_f64(n * millis / 1000.0))
 }
@@ -232,13 +181,7 @@ mod tests {
     use super::*;
 
     fn bag(pairs: &[(&str, &str)]) -> OptionBag {
-        OptionBag::new(
-            "test",
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        )
+        OptionBag::new("test", pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
     }
 
     #[test]
@@ -247,20 +190,14 @@ mod tests {
         b.string("path");
         b.string("format");
         let err = b.finish().unwrap_err().to_string();
-        assert_eq!(
-            err,
-            "unknown option 'formt' for connector 'test' (known: format, path)"
-        );
+        assert_eq!(err, "unknown option 'formt' for connector 'test' (known: format, path)");
     }
 
     #[test]
     fn typed_pulls_name_the_key_and_value() {
         let mut b = bag(&[("rows-per-second", "fast")]);
         let err = b.u64("rows-per-second").unwrap_err().to_string();
-        assert_eq!(
-            err,
-            "option 'rows-per-second': expected a non-negative integer, got 'fast'"
-        );
+        assert_eq!(err, "option 'rows-per-second': expected a non-negative integer, got 'fast'");
     }
 
     #[test]
@@ -274,11 +211,7 @@ mod tests {
 
     #[test]
     fn prefix_options_are_grouped() {
-        let mut b = bag(&[
-            ("fields.id.kind", "sequence"),
-            ("fields.id.start", "1"),
-            ("number-of-rows", "5"),
-        ]);
+        let mut b = bag(&[("fields.id.kind", "sequence"), ("fields.id.start", "1"), ("number-of-rows", "5")]);
         let f = b.with_prefix("fields.");
         assert_eq!(f.len(), 2);
         assert_eq!(f["id.kind"], "sequence");

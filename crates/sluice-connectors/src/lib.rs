@@ -7,9 +7,7 @@ pub mod filesystem;
 pub mod format;
 pub mod print;
 
-use sluice_common::{
-    ConnectorCatalog, ConnectorError, SinkCaps, SluiceError, SourceCaps, TableSpec,
-};
+use sluice_common::{ConnectorCatalog, ConnectorError, SinkCaps, SluiceError, SourceCaps, TableSpec};
 use sluice_runtime::{ConnectorRegistry, Sink, SinkInit, Source, SourceInit};
 
 /// Every connector sluice ships.
@@ -42,15 +40,10 @@ impl ConnectorCatalog for Connectors {
             }
             "datagen" => {
                 let c = datagen::DatagenConfig::from_spec(spec)?;
-                Ok(SourceCaps {
-                    bounded: c.number_of_rows.is_some(),
-                })
+                Ok(SourceCaps { bounded: c.number_of_rows.is_some() })
             }
             "print" | "blackhole" => Err(only_sink(&spec.connector)),
-            other => Err(ConnectorError::new(format!(
-                "unknown connector '{other}' (known: {})",
-                NAMES.join(", ")
-            ))),
+            other => Err(ConnectorError::new(format!("unknown connector '{other}' (known: {})", NAMES.join(", ")))),
         }
     }
 
@@ -58,62 +51,44 @@ impl ConnectorCatalog for Connectors {
         match spec.connector.as_str() {
             "filesystem" => {
                 filesystem::FileSinkConfig::from_spec(spec)?;
-                Ok(SinkCaps {
-                    accepts_updates: false,
-                })
+                Ok(SinkCaps { accepts_updates: false })
             }
             "print" => {
                 print::PrintConfig::from_spec(spec)?;
-                Ok(SinkCaps {
-                    accepts_updates: true,
-                })
+                Ok(SinkCaps { accepts_updates: true })
             }
             "blackhole" => {
                 print::check_blackhole(spec)?;
-                Ok(SinkCaps {
-                    accepts_updates: true,
-                })
+                Ok(SinkCaps { accepts_updates: true })
             }
             "datagen" => Err(ConnectorError::at_option(
                 "connector",
                 "connector 'datagen' can only be read (it is a source), not written",
             )),
-            other => Err(ConnectorError::new(format!(
-                "unknown connector '{other}' (known: {})",
-                NAMES.join(", ")
-            ))),
+            other => Err(ConnectorError::new(format!("unknown connector '{other}' (known: {})", NAMES.join(", ")))),
         }
     }
 }
 
 impl ConnectorRegistry for Connectors {
-    fn create_source(
-        &self,
-        spec: &TableSpec,
-        _init: &SourceInit,
-    ) -> Result<Box<dyn Source>, SluiceError> {
+    fn create_source(&self, spec: &TableSpec, _init: &SourceInit) -> Result<Box<dyn Source>, SluiceError> {
         match spec.connector.as_str() {
             "filesystem" => {
-                let c = filesystem::FileSourceConfig::from_spec(spec)
-                    .map_err(|e| config_error(spec, e))?;
+                let c = filesystem::FileSourceConfig::from_spec(spec).map_err(|e| config_error(spec, e))?;
                 Ok(Box::new(filesystem::FileSource::new(c)))
             }
             "datagen" => {
-                let c =
-                    datagen::DatagenConfig::from_spec(spec).map_err(|e| config_error(spec, e))?;
+                let c = datagen::DatagenConfig::from_spec(spec).map_err(|e| config_error(spec, e))?;
                 Ok(Box::new(datagen::DatagenSource::new(c)))
             }
-            other => Err(SluiceError::user(format!(
-                "connector '{other}' cannot be read"
-            ))),
+            other => Err(SluiceError::user(format!("connector '{other}' cannot be read"))),
         }
     }
 
     fn create_sink(&self, spec: &TableSpec, init: &SinkInit) -> Result<Box<dyn Sink>, SluiceError> {
         match spec.connector.as_str() {
             "filesystem" => {
-                let c = filesystem::FileSinkConfig::from_spec(spec)
-                    .map_err(|e| config_error(spec, e))?;
+                let c = filesystem::FileSinkConfig::from_spec(spec).map_err(|e| config_error(spec, e))?;
                 Ok(Box::new(filesystem::FileSink::new(c, init)?))
             }
             "print" => {
@@ -121,9 +96,7 @@ impl ConnectorRegistry for Connectors {
                 Ok(Box::new(print::PrintSink::new(c, init)))
             }
             "blackhole" => Ok(Box::new(print::BlackholeSink)),
-            other => Err(SluiceError::user(format!(
-                "connector '{other}' cannot be written"
-            ))),
+            other => Err(SluiceError::user(format!("connector '{other}' cannot be written"))),
         }
     }
 }

@@ -20,13 +20,9 @@ fn partitioning(e: &Edge) -> String {
         Partitioning::Forward => "FORWARD".to_string(),
         Partitioning::Rebalance => "REBALANCE".to_string(),
         Partitioning::Hash(keys) if keys.is_empty() => "SINGLETON".to_string(),
-        Partitioning::Hash(keys) => format!(
-            "HASH[{}]",
-            keys.iter()
-                .map(|k| k.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+        Partitioning::Hash(keys) => {
+            format!("HASH[{}]", keys.iter().map(|k| k.to_string()).collect::<Vec<_>>().join(", "))
+        }
     }
 }
 
@@ -38,33 +34,21 @@ fn render(graph: &StreamGraph, id: NodeId, via: Option<&Edge>, indent: &str, out
         }
         _ => String::new(),
     };
-    let mode = if n.updating {
-        "updating"
-    } else {
-        "append-only"
-    };
+    let mode = if n.updating { "updating" } else { "append-only" };
     let detail = match &n.kind {
         NodeKind::Source { spec, caps } => format!(
             "Source: {} [{}] {}{}",
             spec.name,
             spec.connector,
             options(spec),
-            if caps.bounded {
-                " bounded"
-            } else {
-                " unbounded"
-            }
+            if caps.bounded { " bounded" } else { " unbounded" }
         ),
         NodeKind::Sink { spec, caps } => format!(
             "Sink: {} [{}] {} accepts {}",
             spec.name,
             spec.connector,
             options(spec),
-            if caps.accepts_updates {
-                "updates"
-            } else {
-                "inserts only"
-            }
+            if caps.accepts_updates { "updates" } else { "inserts only" }
         ),
         NodeKind::Project { display, .. } => format!("Project: {}", display.join(", ")),
         NodeKind::Filter { display, .. } => format!("Filter: {display}"),
@@ -77,11 +61,7 @@ fn render(graph: &StreamGraph, id: NodeId, via: Option<&Edge>, indent: &str, out
             )
         }
     };
-    let _ = writeln!(
-        out,
-        "{indent}{exchange}{detail} (parallelism={}, {mode})",
-        n.parallelism
-    );
+    let _ = writeln!(out, "{indent}{exchange}{detail} (parallelism={}, {mode})", n.parallelism);
     let child_indent = format!("{indent}  ");
     for e in &n.inputs {
         render(graph, e.from, Some(e), &child_indent, out);
@@ -89,10 +69,6 @@ fn render(graph: &StreamGraph, id: NodeId, via: Option<&Edge>, indent: &str, out
 }
 
 fn options(spec: &sluice_common::TableSpec) -> String {
-    let opts: Vec<String> = spec
-        .display_options()
-        .into_iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
+    let opts: Vec<String> = spec.display_options().into_iter().map(|(k, v)| format!("{k}={v}")).collect();
     format!("{{{}}}", opts.join(", "))
 }

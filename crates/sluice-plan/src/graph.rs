@@ -77,10 +77,7 @@ impl NodeKind {
 
     /// Stateless operators can run chained inside their upstream task.
     pub fn is_stateless(&self) -> bool {
-        matches!(
-            self,
-            NodeKind::Project { .. } | NodeKind::Filter { .. } | NodeKind::Union
-        )
+        matches!(self, NodeKind::Project { .. } | NodeKind::Filter { .. } | NodeKind::Union)
     }
 }
 
@@ -104,16 +101,10 @@ pub struct StreamGraph {
 
 impl StreamGraph {
     pub fn consumers(&self, id: NodeId) -> Vec<NodeId> {
-        self.nodes
-            .iter()
-            .filter(|n| n.inputs.iter().any(|e| e.from == id))
-            .map(|n| n.id)
-            .collect()
+        self.nodes.iter().filter(|n| n.inputs.iter().any(|e| e.from == id)).map(|n| n.id).collect()
     }
 
     pub fn sinks(&self) -> impl Iterator<Item = &Node> {
-        self.nodes
-            .iter()
-            .filter(|n| matches!(n.kind, NodeKind::Sink { .. }))
+        self.nodes.iter().filter(|n| matches!(n.kind, NodeKind::Sink { .. }))
     }
 }

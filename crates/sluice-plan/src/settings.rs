@@ -17,35 +17,22 @@ pub struct Settings {
 }
 
 impl Settings {
-    pub fn from_map(
-        raw: &BTreeMap<String, String>,
-        default_parallelism: usize,
-    ) -> Result<Settings, String> {
+    pub fn from_map(raw: &BTreeMap<String, String>, default_parallelism: usize) -> Result<Settings, String> {
         let parallelism = match raw.get("parallelism.default") {
             None => default_parallelism.max(1),
             Some(v) => match v.trim().parse::<i64>() {
                 Ok(-1) => default_parallelism.max(1),
                 Ok(n) if n >= 1 => n as usize,
-                _ => {
-                    return Err(format!(
-                        "setting 'parallelism.default': expected a positive integer, got '{v}'"
-                    ))
-                }
+                _ => return Err(format!("setting 'parallelism.default': expected a positive integer, got '{v}'")),
             },
         };
         let state_ttl = match raw.get("table.exec.state.ttl") {
             None => None,
             Some(v) => {
-                let d = parse_duration(v)
-                    .map_err(|m| format!("setting 'table.exec.state.ttl': {m}, got '{v}'"))?;
+                let d = parse_duration(v).map_err(|m| format!("setting 'table.exec.state.ttl': {m}, got '{v}'"))?;
                 (!d.is_zero()).then_some(d)
             }
         };
-        Ok(Settings {
-            parallelism,
-            pipeline_name: raw.get("pipeline.name").cloned(),
-            state_ttl,
-            raw: raw.clone(),
-        })
+        Ok(Settings { parallelism, pipeline_name: raw.get("pipeline.name").cloned(), state_ttl, raw: raw.clone() })
     }
 }

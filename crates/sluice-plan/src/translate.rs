@@ -19,10 +19,7 @@ use sluice_common::SinkCaps;
 use sluice_sql::{PlannedPipeline, Pos, SqlError, StreamTable};
 use std::sync::Arc;
 
-pub fn build_graph(
-    pipeline: &PlannedPipeline,
-    settings: &Settings,
-) -> Result<StreamGraph, SqlError> {
+pub fn build_graph(pipeline: &PlannedPipeline, settings: &Settings) -> Result<StreamGraph, SqlError> {
     let mut b = Builder {
         graph: StreamGraph::default(),
         props: pipeline.session.execution_props().clone(),
@@ -48,20 +45,10 @@ pub fn build_graph(
                 ),
             ));
         }
-        let (parallelism, updating, schema) = (
-            upstream.parallelism,
-            upstream.updating,
-            upstream.schema.clone(),
-        );
+        let (parallelism, updating, schema) = (upstream.parallelism, upstream.updating, upstream.schema.clone());
         b.add(
-            NodeKind::Sink {
-                spec: table.spec.clone(),
-                caps,
-            },
-            vec![Edge {
-                from: input,
-                partitioning: Partitioning::Forward,
-            }],
+            NodeKind::Sink { spec: table.spec.clone(), caps },
+            vec![Edge { from: input, partitioning: Partitioning::Forward }],
             parallelism,
             schema,
             updating,
@@ -89,15 +76,7 @@ impl Builder<'_> {
         updating: bool,
     ) -> NodeId {
         let id = self.graph.nodes.len();
-        self.graph.nodes.push(Node {
-            id,
-            kind,
-            inputs,
-            parallelism,
-            schema,
-            updating,
-            insert: self.insert,
-        });
+        self.graph.nodes.push(Node { id, kind, inputs, parallelism, schema, updating, insert: self.insert });
         id
     }
 
@@ -124,17 +103,8 @@ impl Builder<'_> {
         let n = &self.graph.nodes[id];
         match &n.kind {
             NodeKind::GroupAggregate(a) => {
-                let select: Vec<String> = a
-                    .key_names
-                    .iter()
-                    .chain(a.aggregate_names.iter())
-                    .cloned()
-                    .collect();
-                format!(
-                    "GroupAggregate(groupBy=[{}], select=[{}])",
-                    a.key_names.join(", "),
-                    select.join(", ")
-                )
+                let select: Vec<String> = a.key_names.iter().chain(a.aggregate_names.iter()).cloned().collect();
+                format!("GroupAggregate(groupBy=[{}], select=[{}])", a.key_names.join(", "), select.join(", "))
             }
             _ => match n.inputs.iter().find(|e| self.graph.nodes[e.from].updating) {
                 Some(e) => self.updating_producer(e.from),

@@ -26,11 +26,7 @@ pub struct SinkInit {
 
 /// Builds connector instances. Implemented by `sluice-connectors`.
 pub trait ConnectorRegistry: Send + Sync {
-    fn create_source(
-        &self,
-        spec: &TableSpec,
-        init: &SourceInit,
-    ) -> Result<Box<dyn Source>, SluiceError>;
+    fn create_source(&self, spec: &TableSpec, init: &SourceInit) -> Result<Box<dyn Source>, SluiceError>;
     fn create_sink(&self, spec: &TableSpec, init: &SinkInit) -> Result<Box<dyn Sink>, SluiceError>;
 }
 

@@ -37,9 +37,7 @@ impl Default for Shutdown {
 
 impl Shutdown {
     pub fn new() -> Self {
-        Shutdown {
-            tx: Arc::new(watch::channel(false).0),
-        }
+        Shutdown { tx: Arc::new(watch::channel(false).0) }
     }
     pub fn trigger(&self) {
         self.tx.send_replace(true);
@@ -90,16 +88,15 @@ pub async fn run_graph(
                     }
                     for s in 0..up.parallelism {
                         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
-                        outputs.entry((up.id, s)).or_default().push(Output {
-                            senders: vec![tx],
-                            route: Route::Forward,
-                        });
+                        outputs
+                            .entry((up.id, s))
+                            .or_default()
+                            .push(Output { senders: vec![tx], route: Route::Forward });
                         gates.entry((head.id, s)).or_default().push(rx);
                     }
                 }
                 p => {
-                    let mut senders: Vec<Vec<mpsc::Sender<Message>>> =
-                        vec![Vec::new(); up.parallelism];
+                    let mut senders: Vec<Vec<mpsc::Sender<Message>>> = vec![Vec::new(); up.parallelism];
                     for d in 0..head.parallelism {
                         for s in senders.iter_mut() {
                             let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
@@ -109,16 +106,10 @@ pub async fn run_graph(
                     }
                     for (u, senders) in senders.into_iter().enumerate() {
                         let route = match p {
-                            Partitioning::Hash(keys) => Route::Hash {
-                                keys: keys.clone(),
-                                hashes: Vec::new(),
-                            },
+                            Partitioning::Hash(keys) => Route::Hash { keys: keys.clone(), hashes: Vec::new() },
                             _ => Route::Rebalance { next: u },
                         };
-                        outputs
-                            .entry((up.id, u))
-                            .or_default()
-                            .push(Output { senders, route });
+                        outputs.entry((up.id, u)).or_default().push(Output { senders, route });
                     }
                 }
             }
@@ -138,33 +129,20 @@ pub async fn run_graph(
             }
             let tail = match &last.kind {
                 NodeKind::Sink { spec, .. } => {
-                    let init = SinkInit {
-                        subtask,
-                        parallelism: last.parallelism,
-                        settings: settings.clone(),
-                    };
+                    let init = SinkInit { subtask, parallelism: last.parallelism, settings: settings.clone() };
                     let sink = registry
                         .create_sink(spec, &init)
                         .map_err(|e| e.in_operator(format!("sink '{}'", spec.name)))?;
-                    Tail::Sink {
-                        sink,
-                        metrics: metrics.table(&spec.name),
-                    }
+                    Tail::Sink { sink, metrics: metrics.table(&spec.name) }
                 }
                 _ => Tail::Outputs(outputs.remove(&(last.id, subtask)).unwrap_or_default()),
             };
             let chain_head = ChainHead { ops, tail };
             match &head.kind {
                 NodeKind::Source { spec, .. } => {
-                    let init = SourceInit {
-                        subtask,
-                        parallelism: head.parallelism,
-                        settings: settings.clone(),
-                    };
+                    let init = SourceInit { subtask, parallelism: head.parallelism, settings: settings.clone() };
                     let name = format!("source '{}'", spec.name);
-                    let mut source = registry
-                        .create_source(spec, &init)
-                        .map_err(|e| e.in_operator(name.clone()))?;
+                    let mut source = registry.create_source(spec, &init).map_err(|e| e.in_operator(name.clone()))?;
                     let mut ctx = SourceContext {
                         head: chain_head,
                         metrics: metrics.table(&spec.name),
@@ -173,16 +151,12 @@ pub async fn run_graph(
                         parallelism: head.parallelism,
                     };
                     tasks.spawn(async move {
-                        source
-                            .run(&mut ctx)
-                            .await
-                            .map_err(|e| e.in_operator(name))?;
+                        source.run(&mut ctx).await.map_err(|e| e.in_operator(name))?;
                         ctx.head.end().await
                     });
                 }
                 _ => {
-                    let gate =
-                        InputGate::new(gates.remove(&(head.id, subtask)).unwrap_or_default());
+                    let gate = InputGate::new(gates.remove(&(head.id, subtask)).unwrap_or_default());
                     tasks.spawn(run_task(gate, chain_head));
                 }
             }
@@ -199,10 +173,7 @@ pub async fn run_graph(
         if let Err(e) = result {
             let secondary = e.message == DOWNSTREAM_CLOSED;
             if first_error.is_none()
-                || (!secondary
-                    && first_error
-                        .as_ref()
-                        .is_some_and(|f| f.message == DOWNSTREAM_CLOSED))
+                || (!secondary && first_error.as_ref().is_some_and(|f| f.message == DOWNSTREAM_CLOSED))
             {
                 first_error = Some(e);
             }
@@ -214,10 +185,7 @@ pub async fn run_graph(
     }
     match first_error {
         Some(e) => Err(e),
-        None => Ok(RunOutcome {
-            elapsed: started.elapsed(),
-            stopped: shutdown.is_triggered(),
-        }),
+        None => Ok(RunOutcome { elapsed: started.elapsed(), stopped: shutdown.is_triggered() }),
     }
 }
 

@@ -26,13 +26,8 @@ fn closed() -> SluiceError {
 
 pub(crate) enum Route {
     Forward,
-    Rebalance {
-        next: usize,
-    },
-    Hash {
-        keys: Vec<Arc<dyn PhysicalExpr>>,
-        hashes: Vec<u64>,
-    },
+    Rebalance { next: usize },
+    Hash { keys: Vec<Arc<dyn PhysicalExpr>>, hashes: Vec<u64> },
 }
 
 /// One outgoing edge of a subtask.
@@ -47,32 +42,20 @@ const HASH_SEED: u64 = 0x5eed_51u64;
 impl Output {
     async fn send_batch(&mut self, batch: StreamBatch) -> Result<(), SluiceError> {
         match &mut self.route {
-            Route::Forward => self.senders[0]
-                .send(Message::Batch(batch))
-                .await
-                .map_err(|_| closed()),
+            Route::Forward => self.senders[0].send(Message::Batch(batch)).await.map_err(|_| closed()),
             Route::Rebalance { next } => {
                 let i = *next % self.senders.len();
                 *next = next.wrapping_add(1);
-                self.senders[i]
-                    .send(Message::Batch(batch))
-                    .await
-                    .map_err(|_| closed())
+                self.senders[i].send(Message::Batch(batch)).await.map_err(|_| closed())
             }
             Route::Hash { keys, hashes } => {
                 let n = self.senders.len();
                 if n == 1 {
-                    return self.senders[0]
-                        .send(Message::Batch(batch))
-                        .await
-                        .map_err(|_| closed());
+                    return self.senders[0].send(Message::Batch(batch)).await.map_err(|_| closed());
                 }
                 let arrays = keys
                     .iter()
-                    .map(|k| {
-                        k.evaluate(&batch.data)
-                            .and_then(|v| v.into_array(batch.num_rows()))
-                    })
+                    .map(|k| k.evaluate(&batch.data).and_then(|v| v.into_array(batch.num_rows())))
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(|e| SluiceError::internal(format!("evaluating exchange keys: {e}")))?;
                 hashes.clear();
@@ -93,10 +76,7 @@ impl Output {
                     } else {
                         batch.take(&UInt32Array::from(idx))?
                     };
-                    self.senders[p]
-                        .send(Message::Batch(part))
-                        .await
-                        .map_err(|_| closed())?;
+                    self.senders[p].send(Message::Batch(part)).await.map_err(|_| closed())?;
                 }
                 Ok(())
             }
@@ -112,10 +92,7 @@ impl Output {
 }
 
 pub(crate) enum Tail {
-    Sink {
-        sink: Box<dyn Sink>,
-        metrics: Arc<TableMetrics>,
-    },
+    Sink { sink: Box<dyn Sink>, metrics: Arc<TableMetrics> },
     Outputs(Vec<Output>),
 }
 
@@ -131,19 +108,14 @@ impl ChainHead {
         self.emit(out).await
     }
 
-    fn run_from(
-        &mut self,
-        start: usize,
-        mut batches: Vec<StreamBatch>,
-    ) -> Result<Vec<StreamBatch>, SluiceError> {
+    fn run_from(&mut self, start: usize, mut batches: Vec<StreamBatch>) -> Result<Vec<StreamBatch>, SluiceError> {
         for op in &mut self.ops[start..] {
             if batches.is_empty() {
                 break;
             }
             let mut next = Vec::with_capacity(batches.len());
             for b in batches {
-                op.process_batch(b, &mut next)
-                    .map_err(|e| e.in_operator(op.name().to_string()))?;
+                op.process_batch(b, &mut next).map_err(|e| e.in_operator(op.name().to_string()))?;
             }
             batches = next;
         }

@@ -40,12 +40,7 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn table(&self, name: &str) -> Arc<TableMetrics> {
-        self.tables
-            .lock()
-            .expect("metrics lock is never poisoned")
-            .entry(name.to_string())
-            .or_default()
-            .clone()
+        self.tables.lock().expect("metrics lock is never poisoned").entry(name.to_string()).or_default().clone()
     }
 
     pub fn snapshot(&self) -> BTreeMap<String, TableCounts> {

@@ -8,18 +8,10 @@ pub trait Operator: Send {
     /// A short name for errors and logs, e.g. `GroupAggregate`.
     fn name(&self) -> &str;
 
-    fn process_batch(
-        &mut self,
-        batch: StreamBatch,
-        out: &mut Vec<StreamBatch>,
-    ) -> Result<(), SluiceError>;
+    fn process_batch(&mut self, batch: StreamBatch, out: &mut Vec<StreamBatch>) -> Result<(), SluiceError>;
 
     /// Event time advanced: emit what it completes (windows, joins). Called before the watermark is forwarded.
-    fn on_watermark(
-        &mut self,
-        _watermark: Watermark,
-        _out: &mut Vec<StreamBatch>,
-    ) -> Result<(), SluiceError> {
+    fn on_watermark(&mut self, _watermark: Watermark, _out: &mut Vec<StreamBatch>) -> Result<(), SluiceError> {
         Ok(())
     }
 

@@ -31,11 +31,7 @@ pub struct ColumnDef {
 pub enum ColumnKind {
     Physical(FlinkType),
     Computed(Expr),
-    Metadata {
-        ty: FlinkType,
-        key: Option<String>,
-        is_virtual: bool,
-    },
+    Metadata { ty: FlinkType, key: Option<String>, is_virtual: bool },
 }
 
 #[derive(Debug, Clone)]
@@ -98,22 +94,14 @@ pub fn parse_create_table_body(p: &mut Parser, temporary: bool) -> Result<TableD
                 let ty = parse_type(p)?;
                 if is_word(p, 0, "METADATA") {
                     p.next_token();
-                    let key = if p.parse_keyword(Keyword::FROM) {
-                        Some(p.parse_literal_string()?)
-                    } else {
-                        None
-                    };
+                    let key = if p.parse_keyword(Keyword::FROM) { Some(p.parse_literal_string()?) } else { None };
                     let is_virtual = if is_word(p, 0, "VIRTUAL") {
                         p.next_token();
                         true
                     } else {
                         false
                     };
-                    ColumnKind::Metadata {
-                        ty,
-                        key,
-                        is_virtual,
-                    }
+                    ColumnKind::Metadata { ty, key, is_virtual }
                 } else {
                     if p.parse_keywords(&[Keyword::PRIMARY, Keyword::KEY]) {
                         parse_not_enforced(p)?;
@@ -145,21 +133,8 @@ pub fn parse_create_table_body(p: &mut Parser, temporary: bool) -> Result<TableD
         p.expect_token(&Token::RParen)?;
     }
     let with_tok = p.peek_token();
-    let options = if p.parse_keyword(Keyword::WITH) {
-        parse_with_options(p)?
-    } else {
-        Vec::new()
-    };
-    Ok(TableDef {
-        name,
-        temporary,
-        if_not_exists,
-        columns,
-        watermark,
-        primary_key,
-        options,
-        with_span: with_tok.span,
-    })
+    let options = if p.parse_keyword(Keyword::WITH) { parse_with_options(p)? } else { Vec::new() };
+    Ok(TableDef { name, temporary, if_not_exists, columns, watermark, primary_key, options, with_span: with_tok.span })
 }
 
 fn parse_not_enforced(p: &mut Parser) -> Result<(), ParserError> {
@@ -180,12 +155,7 @@ pub fn parse_with_options(p: &mut Parser) -> Result<Vec<TableOption>, ParserErro
         p.expect_token(&Token::Eq)?;
         let value_tok = p.peek_token();
         let value = p.parse_literal_string()?;
-        options.push(TableOption {
-            key,
-            value,
-            key_span: key_tok.span,
-            value_span: value_tok.span,
-        });
+        options.push(TableOption { key, value, key_span: key_tok.span, value_span: value_tok.span });
         if !p.consume_token(&Token::Comma) {
             break;
         }

@@ -11,10 +11,7 @@ pub struct Pos {
 
 impl Pos {
     pub fn from_location(l: datafusion::sql::sqlparser::tokenizer::Location) -> Option<Pos> {
-        (l.line > 0).then_some(Pos {
-            line: l.line,
-            column: l.column,
-        })
+        (l.line > 0).then_some(Pos { line: l.line, column: l.column })
     }
 }
 
@@ -27,19 +24,10 @@ pub struct SqlError {
 
 impl SqlError {
     pub fn new(pos: Option<Pos>, message: impl Into<String>) -> Self {
-        SqlError {
-            pos,
-            message: message.into(),
-        }
+        SqlError { pos, message: message.into() }
     }
-    pub fn at(
-        span: datafusion::sql::sqlparser::tokenizer::Span,
-        message: impl Into<String>,
-    ) -> Self {
-        SqlError {
-            pos: Pos::from_location(span.start),
-            message: message.into(),
-        }
+    pub fn at(span: datafusion::sql::sqlparser::tokenizer::Span, message: impl Into<String>) -> Self {
+        SqlError { pos: Pos::from_location(span.start), message: message.into() }
     }
 }
 

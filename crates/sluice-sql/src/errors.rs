@@ -6,21 +6,12 @@ use datafusion::common::{Column, SchemaError};
 use datafusion::error::DataFusionError;
 
 pub fn df_error(e: DataFusionError, fallback: Option<Pos>) -> SqlError {
-    let pos = e
-        .diagnostic()
-        .and_then(|d| d.span)
-        .map(|s| Pos {
-            line: s.start.line,
-            column: s.start.column,
-        })
-        .or(fallback);
+    let pos =
+        e.diagnostic().and_then(|d| d.span).map(|s| Pos { line: s.start.line, column: s.start.column }).or(fallback);
     let root = e.find_root();
     let message = match root {
         DataFusionError::SchemaError(schema_error, _) => match schema_error.as_ref() {
-            SchemaError::FieldNotFound {
-                field,
-                valid_fields,
-            } => unknown_column(field, valid_fields),
+            SchemaError::FieldNotFound { field, valid_fields } => unknown_column(field, valid_fields),
             other => clean(&other.to_string()),
         },
         _ => clean(&root.strip_backtrace()),
@@ -29,10 +20,8 @@ pub fn df_error(e: DataFusionError, fallback: Option<Pos>) -> SqlError {
 }
 
 fn unknown_column(field: &Column, valid: &[Column]) -> String {
-    let mut relations: Vec<String> = valid
-        .iter()
-        .filter_map(|c| c.relation.as_ref().map(|r| r.table().to_string()))
-        .collect();
+    let mut relations: Vec<String> =
+        valid.iter().filter_map(|c| c.relation.as_ref().map(|r| r.table().to_string())).collect();
     relations.sort();
     relations.dedup();
     let place = match (&field.relation, relations.as_slice()) {
@@ -41,19 +30,11 @@ fn unknown_column(field: &Column, valid: &[Column]) -> String {
         _ => String::new(),
     };
     let candidates = valid.iter().filter(|c| match &field.relation {
-        Some(r) => c
-            .relation
-            .as_ref()
-            .is_some_and(|cr| cr.table() == r.table()),
+        Some(r) => c.relation.as_ref().is_some_and(|cr| cr.table() == r.table()),
         None => true,
     });
     let suggestion = candidates
-        .map(|c| {
-            (
-                strsim::jaro_winkler(&c.name.to_lowercase(), &field.name.to_lowercase()),
-                &c.name,
-            )
-        })
+        .map(|c| (strsim::jaro_winkler(&c.name.to_lowercase(), &field.name.to_lowercase()), &c.name))
         .filter(|(score, _)| *score > 0.8)
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, name)| format!(" (did you mean '{name}'?)"))
@@ -75,10 +56,7 @@ fn clean(s: &str) -> String {
             s = rest;
         }
     }
-    if let Some(rest) = s
-        .strip_prefix("table '")
-        .and_then(|r| r.strip_suffix("' not found"))
-    {
+    if let Some(rest) = s.strip_prefix("table '").and_then(|r| r.strip_suffix("' not found")) {
         let name = rest.rsplit('.').next().unwrap_or(rest);
         return format!("unknown table '{name}'");
     }

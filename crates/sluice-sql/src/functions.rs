@@ -5,8 +5,8 @@
 
 use crate::types::{timestamp_unit, LTZ_ZONE};
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, Decimal128Array, Float32Array, Float64Array, StringArray,
-    StringBuilder, TimestampMillisecondArray,
+    Array, ArrayRef, AsArray, Decimal128Array, Float32Array, Float64Array, StringArray, StringBuilder,
+    TimestampMillisecondArray,
 };
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, TimeUnit};
@@ -15,8 +15,7 @@ use datafusion::execution::session_state::SessionState;
 use datafusion::execution::FunctionRegistry;
 use datafusion::logical_expr::planner::TypePlanner;
 use datafusion::logical_expr::{
-    ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
-    TypeSignature, Volatility,
+    ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature, Volatility,
 };
 use datafusion::sql::sqlparser::ast::{self, DataType as SqlType};
 use std::sync::Arc;
@@ -30,9 +29,7 @@ pub fn register(state: &mut SessionState) {
         ScalarUDF::from(JsonValue::new()),
         ScalarUDF::from(Proctime::new()),
     ] {
-        state
-            .register_udf(Arc::new(udf))
-            .expect("registering a UDF cannot fail");
+        state.register_udf(Arc::new(udf)).expect("registering a UDF cannot fail");
     }
 }
 
@@ -103,10 +100,7 @@ struct Round {
 impl Round {
     fn new() -> Self {
         Round {
-            signature: Signature::one_of(
-                vec![TypeSignature::Any(1), TypeSignature::Any(2)],
-                Volatility::Immutable,
-            ),
+            signature: Signature::one_of(vec![TypeSignature::Any(1), TypeSignature::Any(2)], Volatility::Immutable),
         }
     }
 }
@@ -151,10 +145,7 @@ fn round_f64(x: f64, d: i64) -> f64 {
         return x;
     }
     let s = format!("{x}");
-    let (neg, s) = s
-        .strip_prefix('-')
-        .map(|r| (true, r))
-        .unwrap_or((false, &s));
+    let (neg, s) = s.strip_prefix('-').map(|r| (true, r)).unwrap_or((false, &s));
     let (int, frac) = s.split_once('.').unwrap_or((s, ""));
     let digits = format!("{int}{frac}");
     let Ok(v) = digits.parse::<i128>() else {
@@ -184,11 +175,7 @@ impl ScalarUDFImpl for Round {
         let d = if args.arg_fields.len() > 1 {
             match scalar_i64(args.scalar_arguments.get(1).copied().flatten()) {
                 Some(d) => d,
-                None => {
-                    return plan_err!(
-                        "ROUND: the number of decimal places must be an integer literal"
-                    )
-                }
+                None => return plan_err!("ROUND: the number of decimal places must be an integer literal"),
             }
         } else {
             0
@@ -196,12 +183,7 @@ impl ScalarUDFImpl for Round {
         let t = match args.arg_fields[0].data_type() {
             DataType::Decimal128(p, s) => round_decimal_type(*p, *s, d),
             t if t.is_numeric() || t.is_null() => t.clone(),
-            t => {
-                return plan_err!(
-                    "ROUND expects a number, got {}",
-                    sluice_common::flink_type_name(t)
-                )
-            }
+            t => return plan_err!("ROUND expects a number, got {}", sluice_common::flink_type_name(t)),
         };
         Ok(Arc::new(Field::new("round", t, true)))
     }
@@ -235,17 +217,11 @@ impl ScalarUDFImpl for Round {
             }
             DataType::Float64 => {
                 let a: &Float64Array = x.as_primitive();
-                Arc::new(
-                    a.unary::<_, datafusion::arrow::datatypes::Float64Type>(|v| round_f64(v, d)),
-                )
+                Arc::new(a.unary::<_, datafusion::arrow::datatypes::Float64Type>(|v| round_f64(v, d)))
             }
             DataType::Float32 => {
                 let a: &Float32Array = x.as_primitive();
-                Arc::new(
-                    a.unary::<_, datafusion::arrow::datatypes::Float32Type>(|v| {
-                        round_f64(v as f64, d) as f32
-                    }),
-                )
+                Arc::new(a.unary::<_, datafusion::arrow::datatypes::Float32Type>(|v| round_f64(v as f64, d) as f32))
             }
             t if t.is_integer() => {
                 if d >= 0 {
@@ -276,9 +252,7 @@ struct Concat {
 
 impl Concat {
     fn new() -> Self {
-        Concat {
-            signature: Signature::variadic_any(Volatility::Immutable),
-        }
+        Concat { signature: Signature::variadic_any(Volatility::Immutable) }
     }
 }
 
@@ -323,9 +297,7 @@ struct DateFormat {
 
 impl DateFormat {
     fn new() -> Self {
-        DateFormat {
-            signature: Signature::any(2, Volatility::Immutable),
-        }
+        DateFormat { signature: Signature::any(2, Volatility::Immutable) }
     }
 }
 
@@ -433,10 +405,7 @@ struct ToTimestampLtz {
 impl ToTimestampLtz {
     fn new() -> Self {
         ToTimestampLtz {
-            signature: Signature::one_of(
-                vec![TypeSignature::Any(1), TypeSignature::Any(2)],
-                Volatility::Immutable,
-            ),
+            signature: Signature::one_of(vec![TypeSignature::Any(1), TypeSignature::Any(2)], Volatility::Immutable),
         }
     }
 }
@@ -445,10 +414,7 @@ impl ScalarUDFImpl for ToTimestampLtz {
     udf_boilerplate!("to_timestamp_ltz");
 
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
-        Ok(DataType::Timestamp(
-            TimeUnit::Millisecond,
-            Some(LTZ_ZONE.into()),
-        ))
+        Ok(DataType::Timestamp(TimeUnit::Millisecond, Some(LTZ_ZONE.into())))
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
@@ -480,9 +446,7 @@ struct JsonValue {
 
 impl JsonValue {
     fn new() -> Self {
-        JsonValue {
-            signature: Signature::any(2, Volatility::Immutable),
-        }
+        JsonValue { signature: Signature::any(2, Volatility::Immutable) }
     }
 }
 
@@ -514,14 +478,14 @@ impl ScalarUDFImpl for JsonValue {
                 }
             }
             let jp = &cached.as_ref().expect("set above").1;
-            let value: Option<String> = serde_json::from_str::<serde_json::Value>(json.value(row))
-                .ok()
-                .and_then(|v| match jp.query(&v).exactly_one() {
+            let value: Option<String> = serde_json::from_str::<serde_json::Value>(json.value(row)).ok().and_then(|v| {
+                match jp.query(&v).exactly_one() {
                     Ok(serde_json::Value::String(s)) => Some(s.clone()),
                     Ok(serde_json::Value::Number(n)) => Some(n.to_string()),
                     Ok(serde_json::Value::Bool(b)) => Some(b.to_string()),
                     _ => None,
-                });
+                }
+            });
             b.append_option(value);
         }
         Ok(ColumnarValue::Array(Arc::new(b.finish())))
@@ -538,9 +502,7 @@ struct Proctime {
 
 impl Proctime {
     fn new() -> Self {
-        Proctime {
-            signature: Signature::nullary(Volatility::Volatile),
-        }
+        Proctime { signature: Signature::nullary(Volatility::Volatile) }
     }
 }
 
@@ -548,16 +510,12 @@ impl ScalarUDFImpl for Proctime {
     udf_boilerplate!("proctime");
 
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
-        Ok(DataType::Timestamp(
-            TimeUnit::Millisecond,
-            Some(LTZ_ZONE.into()),
-        ))
+        Ok(DataType::Timestamp(TimeUnit::Millisecond, Some(LTZ_ZONE.into())))
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let now = chrono::Utc::now().timestamp_millis();
-        let a =
-            TimestampMillisecondArray::from_value(now, args.number_rows).with_timezone(LTZ_ZONE);
+        let a = TimestampMillisecondArray::from_value(now, args.number_rows).with_timezone(LTZ_ZONE);
         Ok(ColumnarValue::Array(Arc::new(a)))
     }
 }
@@ -587,9 +545,6 @@ mod tests {
     #[test]
     fn java_patterns_translate() {
         assert_eq!(java_to_chrono("yyyy-MM-dd HH:mm:ss"), "%Y-%m-%d %H:%M:%S");
-        assert_eq!(
-            java_to_chrono("yyyy-MM-dd'T'HH:mm:ss.SSS"),
-            "%Y-%m-%dT%H:%M:%S.%3f"
-        );
+        assert_eq!(java_to_chrono("yyyy-MM-dd'T'HH:mm:ss.SSS"), "%Y-%m-%dT%H:%M:%S.%3f");
     }
 }

@@ -14,6 +14,5 @@ pub mod types;
 pub use catalog::StreamTable;
 pub use diagnostics::{Diagnostics, Pos, SqlError};
 pub use planner::{
-    new_session, plan_script, scanned_tables, PlannedInsert, PlannedPipeline, PlannedTable,
-    WatermarkSpec,
+    new_session, plan_script, scanned_tables, PlannedInsert, PlannedPipeline, PlannedTable, WatermarkSpec,
 };

@@ -21,9 +21,7 @@ use datafusion::sql::sqlparser::ast::{
 };
 use datafusion::sql::sqlparser::parser::Parser;
 use datafusion::sql::sqlparser::tokenizer::Span;
-use sluice_common::{
-    flink_type_name, ConnectorCatalog, MetadataColumn, SinkCaps, SourceCaps, TableSpec,
-};
+use sluice_common::{flink_type_name, ConnectorCatalog, MetadataColumn, SinkCaps, SourceCaps, TableSpec};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -88,10 +86,7 @@ pub fn plan_script(
         planner.settings.insert(k.clone(), v.clone());
     }
     if errors.is_empty() && planner.inserts.is_empty() {
-        errors.push(SqlError::new(
-            None,
-            "the file has no INSERT INTO statement: there is nothing to run",
-        ));
+        errors.push(SqlError::new(None, "the file has no INSERT INTO statement: there is nothing to run"));
     }
     errors.sort_by_key(|e| e.pos);
     if !errors.is_empty() {
@@ -169,18 +164,10 @@ impl<'a> Planner<'a> {
                 Ok(())
             }
             Statement::CreateTable(def) => self.create_table(def),
-            Statement::CreateView {
-                name,
-                columns,
-                query,
-                ..
-            } => self.create_view(&name, &columns, query),
-            Statement::Insert(insert) => self.insert(insert).map_err(one),
+            Statement::CreateView { name, columns, query, .. } => self.create_view(&name, &columns, query),
+            Statement::Insert(insert) => self.insert(insert),
             Statement::StatementSet(inserts) => {
-                let errors: Errors = inserts
-                    .into_iter()
-                    .filter_map(|i| self.insert(i).err())
-                    .collect();
+                let errors: Errors = inserts.into_iter().filter_map(|i| self.insert(i).err()).flatten().collect();
                 if errors.is_empty() {
                     Ok(())
                 } else {
@@ -192,10 +179,7 @@ impl<'a> Planner<'a> {
 
     fn name_taken(&self, name: &str, span: Span) -> Result<(), SqlError> {
         if self.tables.contains_key(name) || self.views.contains(name) {
-            return Err(SqlError::at(
-                span,
-                format!("table or view '{name}' is already defined"),
-            ));
+            return Err(SqlError::at(span, format!("table or view '{name}' is already defined")));
         }
         Ok(())
     }
@@ -239,18 +223,10 @@ impl<'a> Planner<'a> {
             }
         };
         if !connector.is_empty() && !self.catalog.connectors().contains(&connector.as_str()) {
-            let span = def
-                .options
-                .iter()
-                .find(|o| o.key == "connector")
-                .map(|o| o.value_span)
-                .unwrap_or(name_span);
+            let span = def.options.iter().find(|o| o.key == "connector").map(|o| o.value_span).unwrap_or(name_span);
             errors.push(SqlError::at(
                 span,
-                format!(
-                    "unknown connector '{connector}' (known: {})",
-                    self.catalog.connectors().join(", ")
-                ),
+                format!("unknown connector '{connector}' (known: {})", self.catalog.connectors().join(", ")),
             ));
         }
 
@@ -260,22 +236,13 @@ impl<'a> Planner<'a> {
         let mut metadata = Vec::new();
         for c in &def.columns {
             if !seen.insert(c.name.value.clone()) {
-                errors.push(SqlError::at(
-                    c.name.span,
-                    format!("column '{}' is defined twice", c.name.value),
-                ));
+                errors.push(SqlError::at(c.name.span, format!("column '{}' is defined twice", c.name.value)));
             }
             match &c.kind {
-                ColumnKind::Physical(t) => connector_fields.push(Field::new(
-                    &c.name.value,
-                    t.data_type.clone(),
-                    t.nullable,
-                )),
-                ColumnKind::Metadata {
-                    ty,
-                    key,
-                    is_virtual,
-                } => {
+                ColumnKind::Physical(t) => {
+                    connector_fields.push(Field::new(&c.name.value, t.data_type.clone(), t.nullable))
+                }
+                ColumnKind::Metadata { ty, key, is_virtual } => {
                     connector_fields.push(Field::new(&c.name.value, ty.data_type.clone(), true));
                     metadata.push(MetadataColumn {
                         column: c.name.value.clone(),
@@ -290,10 +257,7 @@ impl<'a> Planner<'a> {
             if !seen.contains(&k.value) {
                 errors.push(SqlError::at(
                     k.span,
-                    format!(
-                        "primary key column '{}' is not a column of '{name}'",
-                        k.value
-                    ),
+                    format!("primary key column '{}' is not a column of '{name}'", k.value),
                 ));
             }
         }
@@ -311,11 +275,7 @@ impl<'a> Planner<'a> {
             primary_key: def.primary_key.iter().map(|k| k.value.clone()).collect(),
         };
         let provider = Arc::new(StreamTable { spec: spec.clone() });
-        let computed: Vec<_> = def
-            .columns
-            .iter()
-            .filter(|c| matches!(c.kind, ColumnKind::Computed(_)))
-            .collect();
+        let computed: Vec<_> = def.columns.iter().filter(|c| matches!(c.kind, ColumnKind::Computed(_))).collect();
         let schema = if computed.is_empty() {
             self.register(&name, provider)?;
             connector_schema
@@ -331,16 +291,11 @@ impl<'a> Planner<'a> {
                         ColumnKind::Computed(e) => e.clone(),
                         _ => datafusion::sql::sqlparser::ast::Expr::Identifier(c.name.clone()),
                     };
-                    SelectItem::ExprWithAlias {
-                        expr: e,
-                        alias: c.name.clone(),
-                    }
+                    SelectItem::ExprWithAlias { expr: e, alias: c.name.clone() }
                 })
                 .collect();
             let query = select_from(items, &internal, &name);
-            let plan = self
-                .plan_query(query, Pos::from_location(name_span.start))
-                .map_err(one)?;
+            let plan = self.plan_query(query, Pos::from_location(name_span.start)).map_err(one)?;
             let schema = Arc::new(plan.schema().as_arrow().clone());
             self.register(&name, Arc::new(ViewTable::new(plan, None)))?;
             schema
@@ -372,13 +327,7 @@ impl<'a> Planner<'a> {
         w: &crate::ddl::WatermarkDef,
     ) -> Result<WatermarkSpec, SqlError> {
         let field = schema.field_with_name(&w.column.value).map_err(|_| {
-            SqlError::at(
-                w.column.span,
-                format!(
-                    "watermark column '{}' is not a column of '{table}'",
-                    w.column.value
-                ),
-            )
+            SqlError::at(w.column.span, format!("watermark column '{}' is not a column of '{table}'", w.column.value))
         })?;
         if !matches!(field.data_type(), DataType::Timestamp(..)) {
             return Err(SqlError::at(
@@ -390,67 +339,34 @@ impl<'a> Planner<'a> {
                 ),
             ));
         }
-        let items = vec![SelectItem::ExprWithAlias {
-            expr: w.expr.clone(),
-            alias: Ident::new("wm"),
-        }];
-        let plan = self.plan_query(
-            select_from(items, table, table),
-            Pos::from_location(w.column.span.start),
-        )?;
+        let items = vec![SelectItem::ExprWithAlias { expr: w.expr.clone(), alias: Ident::new("wm") }];
+        let plan = self.plan_query(select_from(items, table, table), Pos::from_location(w.column.span.start))?;
         let out = plan.schema().field(0).data_type().clone();
         if !matches!(out, DataType::Timestamp(..)) {
             return Err(SqlError::at(
                 w.column.span,
-                format!(
-                    "watermark expression must return a timestamp, but it returns {}",
-                    flink_type_name(&out)
-                ),
+                format!("watermark expression must return a timestamp, but it returns {}", flink_type_name(&out)),
             ));
         }
         let expr = match &plan {
             LogicalPlan::Projection(p) => p.expr[0].clone().unalias(),
-            _ => {
-                return Err(SqlError::new(
-                    None,
-                    "internal: watermark plan is not a projection",
-                ))
-            }
+            _ => return Err(SqlError::new(None, "internal: watermark plan is not a projection")),
         };
-        Ok(WatermarkSpec {
-            column: w.column.value.clone(),
-            expr,
-        })
+        Ok(WatermarkSpec { column: w.column.value.clone(), expr })
     }
 
-    fn register(
-        &mut self,
-        name: &str,
-        provider: Arc<dyn datafusion::catalog::TableProvider>,
-    ) -> Result<(), Errors> {
+    fn register(&mut self, name: &str, provider: Arc<dyn datafusion::catalog::TableProvider>) -> Result<(), Errors> {
         self.state
             .schema_for_ref(name)
             .and_then(|s| s.register_table(name.to_string(), provider))
             .map(|_| ())
-            .map_err(|e| {
-                one(SqlError::new(
-                    None,
-                    format!("internal: cannot register '{name}': {e}"),
-                ))
-            })
+            .map_err(|e| one(SqlError::new(None, format!("internal: cannot register '{name}': {e}"))))
     }
 
-    fn create_view(
-        &mut self,
-        name: &ObjectName,
-        columns: &[Ident],
-        query: Box<Query>,
-    ) -> Result<(), Errors> {
+    fn create_view(&mut self, name: &ObjectName, columns: &[Ident], query: Box<Query>) -> Result<(), Errors> {
         let (name, span) = object_name(name);
         self.name_taken(&name, span).map_err(one)?;
-        let mut plan = self
-            .plan_query(query, Pos::from_location(span.start))
-            .map_err(one)?;
+        let mut plan = self.plan_query(query, Pos::from_location(span.start)).map_err(one)?;
         if !columns.is_empty() {
             if columns.len() != plan.schema().fields().len() {
                 return Err(one(SqlError::at(
@@ -479,60 +395,48 @@ impl<'a> Planner<'a> {
         Ok(())
     }
 
-    fn plan_query(
-        &self,
-        query: Box<Query>,
-        fallback: Option<Pos>,
-    ) -> Result<LogicalPlan, SqlError> {
+    fn plan_query(&self, query: Box<Query>, fallback: Option<Pos>) -> Result<LogicalPlan, SqlError> {
         let stmt = DfStatement::Statement(Box::new(AstStatement::Query(query)));
-        futures::executor::block_on(self.state.statement_to_plan(stmt))
-            .map_err(|e| df_error(e, fallback))
+        futures::executor::block_on(self.state.statement_to_plan(stmt)).map_err(|e| df_error(e, fallback))
     }
 
-    fn insert(&mut self, insert: InsertDef) -> Result<(), SqlError> {
+    /// Plans one INSERT. The sink's options and the query are checked independently so that both
+    /// kinds of error are reported at once.
+    fn insert(&mut self, insert: InsertDef) -> Result<(), Errors> {
         let pos = Pos::from_location(insert.span.start);
         let (sink_name, sink_span) = object_name(&insert.table);
         let Some(sink) = self.tables.get(&sink_name) else {
-            let hint = if self.views.contains(&sink_name) {
-                " (it is a view; INSERT needs a table)"
-            } else {
-                ""
-            };
-            return Err(SqlError::at(
-                sink_span,
-                format!("unknown table '{sink_name}'{hint}"),
-            ));
+            let hint = if self.views.contains(&sink_name) { " (it is a view; INSERT needs a table)" } else { "" };
+            return Err(one(SqlError::at(sink_span, format!("unknown table '{sink_name}'{hint}"))));
         };
         let sink_spec = sink.spec.clone();
-        let plan = self.plan_query(insert.query, pos)?;
-        let plan = self.cast_to_sink(plan, &sink_spec, &insert.columns, sink_span)?;
-        let plan = self.state.optimize(&plan).map_err(|e| df_error(e, pos))?;
-
-        // Check the connectors of every table this INSERT touches.
-        let caps = self
-            .catalog
-            .check_sink(&sink_spec)
-            .map_err(|e| self.connector_error(&sink_name, e))?;
-        self.tables
-            .get_mut(&sink_name)
-            .expect("looked up above")
-            .sink_caps = Some(caps);
+        let mut errors = Vec::new();
+        match self.catalog.check_sink(&sink_spec) {
+            Ok(caps) => self.tables.get_mut(&sink_name).expect("looked up above").sink_caps = Some(caps),
+            Err(e) => errors.push(self.connector_error(&sink_name, e)),
+        }
+        let plan = self
+            .plan_query(insert.query, pos)
+            .and_then(|plan| self.cast_to_sink(plan, &sink_spec, &insert.columns, sink_span))
+            .and_then(|plan| self.state.optimize(&plan).map_err(|e| df_error(e, pos)));
+        let plan = match plan {
+            Ok(p) => p,
+            Err(e) => {
+                errors.push(e);
+                return Err(errors);
+            }
+        };
         for source in scanned_tables(&plan) {
             let spec = &self.tables[&source].spec;
-            let caps = self
-                .catalog
-                .check_source(spec)
-                .map_err(|e| self.connector_error(&source, e))?;
-            self.tables
-                .get_mut(&source)
-                .expect("scanned table exists")
-                .source_caps = Some(caps);
+            match self.catalog.check_source(spec) {
+                Ok(caps) => self.tables.get_mut(&source).expect("scanned table exists").source_caps = Some(caps),
+                Err(e) => errors.push(self.connector_error(&source, e)),
+            }
         }
-        self.inserts.push(PlannedInsert {
-            sink: sink_name,
-            plan,
-            pos,
-        });
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        self.inserts.push(PlannedInsert { sink: sink_name, plan, pos });
         Ok(())
     }
 
@@ -569,16 +473,9 @@ impl<'a> Planner<'a> {
             columns
                 .iter()
                 .map(|c| {
-                    written
-                        .iter()
-                        .copied()
-                        .find(|f| f.name() == &c.value)
-                        .ok_or_else(|| {
-                            SqlError::at(
-                                c.span,
-                                format!("unknown column '{}' in sink '{}'", c.value, sink.name),
-                            )
-                        })
+                    written.iter().copied().find(|f| f.name() == &c.value).ok_or_else(|| {
+                        SqlError::at(c.span, format!("unknown column '{}' in sink '{}'", c.value, sink.name))
+                    })
                 })
                 .collect::<Result<_, _>>()?
         };
@@ -590,11 +487,7 @@ impl<'a> Planner<'a> {
                     query_cols.len(),
                     sink.name,
                     targets.len(),
-                    targets
-                        .iter()
-                        .map(|f| f.name().as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    targets.iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
                 ),
             ));
         }
@@ -622,17 +515,11 @@ impl<'a> Planner<'a> {
                         cast(c, target.data_type().clone())
                     }
                 }
-                None => cast(
-                    lit(datafusion::common::ScalarValue::Null),
-                    target.data_type().clone(),
-                ),
+                None => cast(lit(datafusion::common::ScalarValue::Null), target.data_type().clone()),
             };
             exprs.push(expr.alias(target.name()));
         }
-        LogicalPlanBuilder::from(plan)
-            .project(exprs)
-            .and_then(|b| b.build())
-            .map_err(|e| df_error(e, None))
+        LogicalPlanBuilder::from(plan).project(exprs).and_then(|b| b.build()).map_err(|e| df_error(e, None))
     }
 }
 
@@ -652,10 +539,7 @@ fn sink_cast_allowed(from: &DataType, to: &DataType) -> bool {
         (f, t) if binary(f) && binary(t) => true,
         (Timestamp(..), Timestamp(..)) | (Date32, Timestamp(..)) => true,
         (Struct(a), Struct(b)) => {
-            a.len() == b.len()
-                && a.iter()
-                    .zip(b.iter())
-                    .all(|(x, y)| sink_cast_allowed(x.data_type(), y.data_type()))
+            a.len() == b.len() && a.iter().zip(b.iter()).all(|(x, y)| sink_cast_allowed(x.data_type(), y.data_type()))
         }
         (List(a), List(b)) => sink_cast_allowed(a.data_type(), b.data_type()),
         (Map(..), Map(..)) => true,
@@ -727,14 +611,8 @@ mod tests {
     #[test]
     fn env_substitution_marks_secrets_and_names_missing_vars() {
         let env = |k: &str| (k == "PW").then(|| "hunter2".to_string());
-        assert_eq!(
-            substitute_env("plain", &env).unwrap(),
-            ("plain".to_string(), false)
-        );
-        assert_eq!(
-            substitute_env("user:${PW}@h", &env).unwrap(),
-            ("user:hunter2@h".to_string(), true)
-        );
+        assert_eq!(substitute_env("plain", &env).unwrap(), ("plain".to_string(), false));
+        assert_eq!(substitute_env("user:${PW}@h", &env).unwrap(), ("user:hunter2@h".to_string(), true));
         assert_eq!(substitute_env("${NOPE}", &env).unwrap_err(), "NOPE");
     }
 }

@@ -8,9 +8,7 @@
 use crate::ddl::{parse_create_table_body, TableDef};
 use crate::diagnostics::{Pos, SqlError};
 use crate::dialect::FlinkDialect;
-use datafusion::sql::sqlparser::ast::{
-    Ident, ObjectName, Query, Statement as AstStatement, TableObject,
-};
+use datafusion::sql::sqlparser::ast::{Ident, ObjectName, Query, Statement as AstStatement, TableObject};
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use datafusion::sql::sqlparser::tokenizer::{Span, Token, TokenWithSpan, Tokenizer};
@@ -18,19 +16,10 @@ use datafusion::sql::sqlparser::tokenizer::{Span, Token, TokenWithSpan, Tokenize
 #[derive(Debug, Clone)]
 pub enum Statement {
     CreateTable(TableDef),
-    CreateView {
-        name: ObjectName,
-        columns: Vec<Ident>,
-        query: Box<Query>,
-        span: Span,
-    },
+    CreateView { name: ObjectName, columns: Vec<Ident>, query: Box<Query>, span: Span },
     Insert(InsertDef),
     StatementSet(Vec<InsertDef>),
-    Set {
-        key: String,
-        value: String,
-        span: Span,
-    },
+    Set { key: String, value: String, span: Span },
 }
 
 #[derive(Debug, Clone)]
@@ -45,35 +34,18 @@ pub struct InsertDef {
 pub fn parse_script(sql: &str) -> (Vec<Statement>, Vec<SqlError>) {
     let tokens = match Tokenizer::new(&FlinkDialect, sql).tokenize_with_location() {
         Ok(t) => t,
-        Err(e) => {
-            return (
-                vec![],
-                vec![SqlError::new(Pos::from_location(e.location), e.message)],
-            )
-        }
+        Err(e) => return (vec![], vec![SqlError::new(Pos::from_location(e.location), e.message)]),
     };
     let mut statements = Vec::new();
     let mut errors = Vec::new();
     let mut set_members: Option<(Vec<InsertDef>, Span)> = None;
     for mut chunk in split_statements(tokens) {
         let words = leading_words(&chunk, 4);
-        let starts_set =
-            words
-                .iter()
-                .map(String::as_str)
-                .eq(["EXECUTE", "STATEMENT", "SET", "BEGIN"]);
-        let starts_legacy_set =
-            words
-                .iter()
-                .take(3)
-                .map(String::as_str)
-                .eq(["BEGIN", "STATEMENT", "SET"]);
+        let starts_set = words.iter().map(String::as_str).eq(["EXECUTE", "STATEMENT", "SET", "BEGIN"]);
+        let starts_legacy_set = words.iter().take(3).map(String::as_str).eq(["BEGIN", "STATEMENT", "SET"]);
         if starts_set || starts_legacy_set {
             if set_members.is_some() {
-                errors.push(SqlError::at(
-                    first_span(&chunk),
-                    "statement sets cannot be nested",
-                ));
+                errors.push(SqlError::at(first_span(&chunk), "statement sets cannot be nested"));
             }
             let span = first_span(&chunk);
             drop_leading_words(&mut chunk, if starts_set { 4 } else { 3 });
@@ -103,25 +75,17 @@ pub fn parse_script(sql: &str) -> (Vec<Statement>, Vec<SqlError>) {
         }
     }
     if let Some((_, span)) = set_members {
-        errors.push(SqlError::at(
-            span,
-            "statement set is not closed: expected END",
-        ));
+        errors.push(SqlError::at(span, "statement set is not closed: expected END"));
     }
     (statements, errors)
 }
 
 fn statement_pos(s: &Statement) -> Option<Pos> {
     match s {
-        Statement::CreateTable(t) => t
-            .name
-            .0
-            .first()
-            .and_then(|p| p.as_ident())
-            .and_then(|i| Pos::from_location(i.span.start)),
-        Statement::CreateView { span, .. } | Statement::Set { span, .. } => {
-            Pos::from_location(span.start)
+        Statement::CreateTable(t) => {
+            t.name.0.first().and_then(|p| p.as_ident()).and_then(|i| Pos::from_location(i.span.start))
         }
+        Statement::CreateView { span, .. } | Statement::Set { span, .. } => Pos::from_location(span.start),
         Statement::Insert(i) => Pos::from_location(i.span.start),
         Statement::StatementSet(_) => None,
     }
@@ -150,11 +114,7 @@ fn has_content(chunk: &[TokenWithSpan]) -> bool {
 }
 
 fn first_span(chunk: &[TokenWithSpan]) -> Span {
-    chunk
-        .iter()
-        .find(|t| significant(t))
-        .map(|t| t.span)
-        .unwrap_or(Span::empty())
+    chunk.iter().find(|t| significant(t)).map(|t| t.span).unwrap_or(Span::empty())
 }
 
 fn leading_words(chunk: &[TokenWithSpan], n: usize) -> Vec<String> {
@@ -189,10 +149,7 @@ fn parse_statement(chunk: Vec<TokenWithSpan>) -> Result<Statement, SqlError> {
     let stmt = parse_with(&mut p, span).map_err(|e| parser_error(e, &p))?;
     let rest = p.peek_token();
     if rest.token != Token::EOF {
-        return Err(SqlError::at(
-            rest.span,
-            format!("unexpected '{}' after the end of the statement", rest.token),
-        ));
+        return Err(SqlError::at(rest.span, format!("unexpected '{}' after the end of the statement", rest.token)));
     }
     Ok(stmt)
 }
@@ -201,9 +158,7 @@ fn parse_with(p: &mut Parser, span: Span) -> Result<Statement, ParserError> {
     if p.parse_keyword(Keyword::CREATE) {
         let temporary = p.parse_keyword(Keyword::TEMPORARY);
         if p.parse_keyword(Keyword::TABLE) {
-            return Ok(Statement::CreateTable(parse_create_table_body(
-                p, temporary,
-            )?));
+            return Ok(Statement::CreateTable(parse_create_table_body(p, temporary)?));
         }
         if p.parse_keyword(Keyword::VIEW) {
             let _ = p.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
@@ -217,12 +172,7 @@ fn parse_with(p: &mut Parser, span: Span) -> Result<Statement, ParserError> {
             };
             p.expect_keyword(Keyword::AS)?;
             let query = p.parse_query()?;
-            return Ok(Statement::CreateView {
-                name,
-                columns,
-                query,
-                span,
-            });
+            return Ok(Statement::CreateView { name, columns, query, span });
         }
         return p.expected("TABLE or VIEW after CREATE", p.peek_token());
     }
@@ -238,28 +188,14 @@ fn parse_with(p: &mut Parser, span: Span) -> Result<Statement, ParserError> {
             AstStatement::Insert(insert) => {
                 let table = match insert.table {
                     TableObject::TableName(n) => n,
-                    other => {
-                        return Err(ParserError::ParserError(format!(
-                            "cannot insert into {other}"
-                        )))
-                    }
+                    other => return Err(ParserError::ParserError(format!("cannot insert into {other}"))),
                 };
                 let Some(query) = insert.source else {
-                    return Err(ParserError::ParserError(
-                        "INSERT needs a SELECT or VALUES query".into(),
-                    ));
+                    return Err(ParserError::ParserError("INSERT needs a SELECT or VALUES query".into()));
                 };
-                let columns = insert
-                    .columns
-                    .into_iter()
-                    .filter_map(|n| n.0.last().and_then(|p| p.as_ident()).cloned())
-                    .collect();
-                Ok(Statement::Insert(InsertDef {
-                    table,
-                    columns,
-                    query,
-                    span,
-                }))
+                let columns =
+                    insert.columns.into_iter().filter_map(|n| n.0.last().and_then(|p| p.as_ident()).cloned()).collect();
+                Ok(Statement::Insert(InsertDef { table, columns, query, span }))
             }
             _ => unreachable!("INSERT keyword parses as an INSERT statement"),
         };
@@ -319,9 +255,7 @@ mod tests {
         let (stmts, errors) = parse_script(sql);
         assert!(errors.is_empty(), "{errors:?}");
         assert_eq!(stmts.len(), 3);
-        assert!(
-            matches!(&stmts[0], Statement::Set { key, value, .. } if key == "parallelism.default" && value == "1")
-        );
+        assert!(matches!(&stmts[0], Statement::Set { key, value, .. } if key == "parallelism.default" && value == "1"));
         assert!(matches!(&stmts[2], Statement::StatementSet(v) if v.len() == 2));
     }
 
@@ -330,12 +264,6 @@ mod tests {
         let sql = "CREATE TABLE t (a INT) WITH ('connector' = 'datagen');\n\nINSERT INTO s SELEC a FROM t;";
         let (_, errors) = parse_script(sql);
         assert_eq!(errors.len(), 1);
-        assert_eq!(
-            errors[0].pos,
-            Some(Pos {
-                line: 3,
-                column: 15
-            })
-        );
+        assert_eq!(errors[0].pos, Some(Pos { line: 3, column: 15 }));
     }
 }

@@ -26,10 +26,7 @@ pub fn parse_type(parser: &mut Parser) -> Result<FlinkType, ParserError> {
         return parser.expected("a type", parser.peek_token());
     }
     let nullable = parse_nullability(parser);
-    Ok(FlinkType {
-        data_type,
-        nullable,
-    })
+    Ok(FlinkType { data_type, nullable })
 }
 
 fn parse_nullability(parser: &mut Parser) -> bool {
@@ -65,8 +62,7 @@ impl TypeParser {
         let t = match name.as_str() {
             "STRING" | "TEXT" => DataType::Utf8,
             "VARCHAR" | "CHAR" | "CHARACTER" => {
-                if matches!(&p.peek_token().token, Token::Word(w) if w.value.eq_ignore_ascii_case("VARYING"))
-                {
+                if matches!(&p.peek_token().token, Token::Word(w) if w.value.eq_ignore_ascii_case("VARYING")) {
                     p.next_token();
                 }
                 self.optional_args(p, 1)?;
@@ -79,8 +75,7 @@ impl TypeParser {
             "BIGINT" => DataType::Int64,
             "FLOAT" | "REAL" => DataType::Float32,
             "DOUBLE" => {
-                if matches!(&p.peek_token().token, Token::Word(w) if w.value.eq_ignore_ascii_case("PRECISION"))
-                {
+                if matches!(&p.peek_token().token, Token::Word(w) if w.value.eq_ignore_ascii_case("PRECISION")) {
                     p.next_token();
                 }
                 DataType::Float64
@@ -107,10 +102,7 @@ impl TypeParser {
                 let precision = self.optional_args(p, 1)?.first().copied().unwrap_or(6);
                 check_time_precision(precision, &tok)?;
                 let local = self.skip_time_zone_clause(p);
-                DataType::Timestamp(
-                    timestamp_unit(precision),
-                    local.then(|| Arc::from(LTZ_ZONE)),
-                )
+                DataType::Timestamp(timestamp_unit(precision), local.then(|| Arc::from(LTZ_ZONE)))
             }
             "TIMESTAMP_LTZ" => {
                 let precision = self.optional_args(p, 1)?.first().copied().unwrap_or(6);
@@ -134,14 +126,8 @@ impl TypeParser {
                 p.expect_token(&Token::Comma)?;
                 let value = self.parse_nested(p)?;
                 self.expect_gt(p)?;
-                let entries = Fields::from(vec![
-                    Field::new("key", key, false),
-                    Field::new("value", value, true),
-                ]);
-                DataType::Map(
-                    Arc::new(Field::new("entries", DataType::Struct(entries), false)),
-                    false,
-                )
+                let entries = Fields::from(vec![Field::new("key", key, false), Field::new("value", value, true)]);
+                DataType::Map(Arc::new(Field::new("entries", DataType::Struct(entries), false)), false)
             }
             "ROW" => {
                 let close = if p.consume_token(&Token::Lt) {
@@ -172,10 +158,7 @@ impl TypeParser {
                 DataType::Struct(Fields::from(fields))
             }
             other => {
-                return Err(ParserError::ParserError(format!(
-                    "unknown data type '{other}'{}",
-                    location_suffix(&tok)
-                )))
+                return Err(ParserError::ParserError(format!("unknown data type '{other}'{}", location_suffix(&tok))))
             }
         };
         Ok(t)
@@ -198,9 +181,10 @@ impl TypeParser {
         loop {
             let tok = p.next_token();
             match &tok.token {
-                Token::Number(n, _) => args.push(n.parse::<u64>().map_err(|_| {
-                    ParserError::ParserError(format!("expected an integer, found {n}"))
-                })?),
+                Token::Number(n, _) => args.push(
+                    n.parse::<u64>()
+                        .map_err(|_| ParserError::ParserError(format!("expected an integer, found {n}")))?,
+                ),
                 _ => return p.expected("an integer", tok),
             }
             if !p.consume_token(&Token::Comma) {
@@ -209,9 +193,7 @@ impl TypeParser {
         }
         p.expect_token(&Token::RParen)?;
         if args.len() > max {
-            return Err(ParserError::ParserError(format!(
-                "too many type arguments: expected at most {max}"
-            )));
+            return Err(ParserError::ParserError(format!("too many type arguments: expected at most {max}")));
         }
         Ok(args)
     }
@@ -263,10 +245,7 @@ fn check_time_precision(
 }
 
 fn location_suffix(tok: &datafusion::sql::sqlparser::tokenizer::TokenWithSpan) -> String {
-    format!(
-        " at Line: {}, Column: {}",
-        tok.span.start.line, tok.span.start.column
-    )
+    format!(" at Line: {}, Column: {}", tok.span.start.line, tok.span.start.column)
 }
 
 #[cfg(test)]
@@ -283,23 +262,14 @@ mod tests {
     fn flink_types_map_to_arrow() {
         assert_eq!(parse("STRING").data_type, DataType::Utf8);
         assert_eq!(parse("VARCHAR(20)").data_type, DataType::Utf8);
-        assert_eq!(
-            parse("DECIMAL(10, 2)").data_type,
-            DataType::Decimal128(10, 2)
-        );
+        assert_eq!(parse("DECIMAL(10, 2)").data_type, DataType::Decimal128(10, 2));
         assert_eq!(parse("DECIMAL").data_type, DataType::Decimal128(10, 0));
-        assert_eq!(
-            parse("TIMESTAMP(3)").data_type,
-            DataType::Timestamp(TimeUnit::Millisecond, None)
-        );
+        assert_eq!(parse("TIMESTAMP(3)").data_type, DataType::Timestamp(TimeUnit::Millisecond, None));
         assert_eq!(
             parse("TIMESTAMP(3) WITH LOCAL TIME ZONE").data_type,
             DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
         );
-        assert_eq!(
-            parse("TIMESTAMP_LTZ(3)").data_type,
-            parse("TIMESTAMP(3) WITH LOCAL TIME ZONE").data_type
-        );
+        assert_eq!(parse("TIMESTAMP_LTZ(3)").data_type, parse("TIMESTAMP(3) WITH LOCAL TIME ZONE").data_type);
         assert!(!parse("BIGINT NOT NULL").nullable);
     }
 

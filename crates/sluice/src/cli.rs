@@ -50,9 +50,7 @@ pub enum Command {
 }
 
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
-    let (k, v) = s
-        .split_once('=')
-        .ok_or_else(|| format!("expected KEY=VALUE, got '{s}'"))?;
+    let (k, v) = s.split_once('=').ok_or_else(|| format!("expected KEY=VALUE, got '{s}'"))?;
     Ok((k.trim().to_string(), v.trim().to_string()))
 }
 
@@ -91,32 +89,19 @@ fn plan(file: &Path, overrides: &[(String, String)]) -> Result<(StreamGraph, Set
         .with_context(|| format!("cannot read {}", file.display()))
         .map_err(Failure::Other)?;
     let invalid = |errors: Vec<SqlError>| {
-        Failure::Invalid(Diagnostics {
-            file: file.display().to_string(),
-            source: source.clone(),
-            errors,
-        })
+        Failure::Invalid(Diagnostics { file: file.display().to_string(), source: source.clone(), errors })
     };
     let env = |name: &str| std::env::var(name).ok();
     let pipeline = plan_script(&source, &Connectors, overrides, &env).map_err(invalid)?;
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
-    let settings = Settings::from_map(&pipeline.settings, cores)
-        .map_err(|m| invalid(vec![SqlError::new(None, m)]))?;
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let settings = Settings::from_map(&pipeline.settings, cores).map_err(|m| invalid(vec![SqlError::new(None, m)]))?;
     let graph = build_graph(&pipeline, &settings).map_err(|e| invalid(vec![e]))?;
     Ok((graph, settings))
 }
 
 fn run(graph: &StreamGraph, settings: &Settings) -> ExitCode {
-    let workers = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
-        .enable_all()
-        .build()
-    {
+    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -127,14 +112,7 @@ fn run(graph: &StreamGraph, settings: &Settings) -> ExitCode {
     let shutdown = Shutdown::new();
     let result = runtime.block_on(async {
         tokio::spawn(watch_signals(shutdown.clone()));
-        run_graph(
-            graph,
-            Arc::new(Connectors),
-            &settings.raw,
-            &metrics,
-            &shutdown,
-        )
-        .await
+        run_graph(graph, Arc::new(Connectors), &settings.raw, &metrics, &shutdown).await
     });
     match result {
         Ok(outcome) => {

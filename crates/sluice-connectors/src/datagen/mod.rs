@@ -15,17 +15,8 @@ use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum FieldGen {
-    Sequence {
-        start: i64,
-        end: i64,
-    },
-    Random {
-        min: f64,
-        max: f64,
-        length: usize,
-        max_past_ms: i64,
-        null_rate: f64,
-    },
+    Sequence { start: i64, end: i64 },
+    Random { min: f64, max: f64, length: usize, max_past_ms: i64, null_rate: f64 },
 }
 
 #[derive(Debug, Clone)]
@@ -36,17 +27,7 @@ pub struct DatagenConfig {
     pub schema: SchemaRef,
 }
 
-const FIELD_KEYS: &[&str] = &[
-    "kind",
-    "min",
-    "max",
-    "max-past",
-    "length",
-    "start",
-    "end",
-    "null-rate",
-    "var-len",
-];
+const FIELD_KEYS: &[&str] = &["kind", "min", "max", "max-past", "length", "start", "end", "null-rate", "var-len"];
 
 impl DatagenConfig {
     pub fn from_spec(spec: &TableSpec) -> Result<Self, ConnectorError> {
@@ -70,43 +51,32 @@ impl DatagenConfig {
             if spec.connector_schema.field_with_name(field).is_err() {
                 return Err(ConnectorError::at_option(
                     format!("fields.{key}"),
-                    format!(
-                        "option 'fields.{key}' names no column of table '{}'",
-                        spec.name
-                    ),
+                    format!("option 'fields.{key}' names no column of table '{}'", spec.name),
                 ));
             }
             per_field
                 .entry(field.to_string())
-                .or_insert_with(|| {
-                    OptionBag::new(format!("datagen field '{field}'"), BTreeMap::new())
-                })
+                .or_insert_with(|| OptionBag::new(format!("datagen field '{field}'"), BTreeMap::new()))
                 .insert(opt, value);
         }
         let mut fields = Vec::new();
         for f in spec.connector_schema.fields() {
-            let mut b = per_field.remove(f.name()).unwrap_or_else(|| {
-                OptionBag::new(format!("datagen field '{}'", f.name()), BTreeMap::new())
-            });
+            let mut b = per_field
+                .remove(f.name())
+                .unwrap_or_else(|| OptionBag::new(format!("datagen field '{}'", f.name()), BTreeMap::new()));
             let prefixed = |e: sluice_common::OptionError| -> ConnectorError {
                 let mut c = ConnectorError::from(e);
                 c.option = c.option.map(|o| format!("fields.{}.{o}", f.name()));
                 c
             };
-            let kind = b
-                .one_of("kind", &["random", "sequence"])
-                .map_err(prefixed)?
-                .unwrap_or("random");
+            let kind = b.one_of("kind", &["random", "sequence"]).map_err(prefixed)?.unwrap_or("random");
             let gen = if kind == "sequence" {
                 let start = b.i64("start").map_err(prefixed)?;
                 let end = b.i64("end").map_err(prefixed)?;
                 let (Some(start), Some(end)) = (start, end) else {
                     return Err(ConnectorError::at_option(
                         format!("fields.{}.kind", f.name()),
-                        format!(
-                            "sequence field '{}' needs 'fields.{0}.start' and 'fields.{0}.end'",
-                            f.name()
-                        ),
+                        format!("sequence field '{}' needs 'fields.{0}.start' and 'fields.{0}.end'", f.name()),
                     ));
                 };
                 if end < start {
@@ -124,22 +94,14 @@ impl DatagenConfig {
                     min: b.f64("min").map_err(prefixed)?.unwrap_or(dmin),
                     max: b.f64("max").map_err(prefixed)?.unwrap_or(dmax),
                     length: b.u64("length").map_err(prefixed)?.unwrap_or(100) as usize,
-                    max_past_ms: b
-                        .duration("max-past")
-                        .map_err(prefixed)?
-                        .map(|d| d.as_millis() as i64)
-                        .unwrap_or(0),
+                    max_past_ms: b.duration("max-past").map_err(prefixed)?.map(|d| d.as_millis() as i64).unwrap_or(0),
                     null_rate: b.f64("null-rate").map_err(prefixed)?.unwrap_or(0.0),
                 }
             };
             b.bool("var-len").map_err(prefixed)?;
             b.finish().map_err(|e| {
                 let mut c = ConnectorError::from(e);
-                c.message = format!(
-                    "{} (per-field options: {})",
-                    c.message,
-                    FIELD_KEYS.join(", ")
-                );
+                c.message = format!("{} (per-field options: {})", c.message, FIELD_KEYS.join(", "));
                 c.option = c.option.map(|o| format!("fields.{}.{o}", f.name()));
                 c
             })?;
@@ -153,16 +115,9 @@ impl DatagenConfig {
             fields.push(gen);
         }
         if let Some((name, _)) = per_field.into_iter().next() {
-            return Err(ConnectorError::new(format!(
-                "options for unknown column '{name}'"
-            )));
+            return Err(ConnectorError::new(format!("options for unknown column '{name}'")));
         }
-        Ok(DatagenConfig {
-            rows_per_second,
-            number_of_rows,
-            fields,
-            schema: spec.connector_schema.clone(),
-        })
+        Ok(DatagenConfig { rows_per_second, number_of_rows, fields, schema: spec.connector_schema.clone() })
     }
 }
 
@@ -200,10 +155,7 @@ pub struct DatagenSource {
 
 impl DatagenSource {
     pub fn new(config: DatagenConfig) -> Self {
-        DatagenSource {
-            config,
-            rng: SmallRng::from_rng(&mut rand::rng()),
-        }
+        DatagenSource { config, rng: SmallRng::from_rng(&mut rand::rng()) }
     }
 
     /// Builds rows `[from, to)` of this subtask's share (sequence values are `start + index`).
@@ -215,49 +167,29 @@ impl DatagenSource {
             let t = f.data_type();
             let array: ArrayRef = match gen {
                 FieldGen::Sequence { start, .. } => {
-                    let values = arrow::array::Int64Array::from_iter_values(
-                        (from..to).map(|i| start + i as i64),
-                    );
+                    let values = arrow::array::Int64Array::from_iter_values((from..to).map(|i| start + i as i64));
                     arrow::compute::cast(&values, t)?
                 }
-                FieldGen::Random {
-                    min,
-                    max,
-                    length,
-                    max_past_ms,
-                    null_rate,
-                } => {
+                FieldGen::Random { min, max, length, max_past_ms, null_rate } => {
                     let rng = &mut self.rng;
-                    let nulls: Vec<bool> = (0..n)
-                        .map(|_| *null_rate > 0.0 && rng.random::<f64>() < *null_rate)
-                        .collect();
+                    let nulls: Vec<bool> =
+                        (0..n).map(|_| *null_rate > 0.0 && rng.random::<f64>() < *null_rate).collect();
                     let array: ArrayRef = match t {
                         DataType::Boolean => Arc::new(arrow::array::BooleanArray::from_iter(
                             (0..n).map(|i| (!nulls[i]).then(|| rng.random::<bool>())),
                         )),
-                        DataType::Utf8 => {
-                            Arc::new(arrow::array::StringArray::from_iter((0..n).map(|i| {
-                                (!nulls[i]).then(|| {
-                                    (0..*length)
-                                        .map(|_| {
-                                            char::from(b"0123456789abcdef"[rng.random_range(0..16)])
-                                        })
-                                        .collect::<String>()
-                                })
-                            })))
-                        }
+                        DataType::Utf8 => Arc::new(arrow::array::StringArray::from_iter((0..n).map(|i| {
+                            (!nulls[i]).then(|| {
+                                (0..*length)
+                                    .map(|_| char::from(b"0123456789abcdef"[rng.random_range(0..16)]))
+                                    .collect::<String>()
+                            })
+                        }))),
                         DataType::Timestamp(..) | DataType::Date32 => {
-                            let v = arrow::array::TimestampMillisecondArray::from_iter((0..n).map(
-                                |i| {
-                                    (!nulls[i]).then(|| {
-                                        now - if *max_past_ms > 0 {
-                                            rng.random_range(0..*max_past_ms)
-                                        } else {
-                                            0
-                                        }
-                                    })
-                                },
-                            ));
+                            let v = arrow::array::TimestampMillisecondArray::from_iter((0..n).map(|i| {
+                                (!nulls[i])
+                                    .then(|| now - if *max_past_ms > 0 { rng.random_range(0..*max_past_ms) } else { 0 })
+                            }));
                             let v = match t {
                                 DataType::Timestamp(_, Some(tz)) => v.with_timezone(tz.clone()),
                                 _ => v,
@@ -268,11 +200,7 @@ impl DatagenSource {
                             let integer = t.is_integer();
                             let v = arrow::array::Float64Array::from_iter((0..n).map(|i| {
                                 (!nulls[i]).then(|| {
-                                    let x = if max > min {
-                                        rng.random_range(*min..=*max)
-                                    } else {
-                                        *min
-                                    };
+                                    let x = if max > min { rng.random_range(*min..=*max) } else { *min };
                                     if integer {
                                         x.round()
                                     } else {

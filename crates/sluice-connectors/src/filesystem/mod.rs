@@ -11,12 +11,7 @@ use crate::format::JsonDecodeOptions;
 use sluice_common::{ConnectorError, OptionBag, TableSpec};
 
 /// Metadata keys the source can fill (Flink's filesystem connector names).
-pub const METADATA_KEYS: &[&str] = &[
-    "file.path",
-    "file.name",
-    "file.size",
-    "file.modification-time",
-];
+pub const METADATA_KEYS: &[&str] = &["file.path", "file.name", "file.size", "file.modification-time"];
 
 /// The options both directions share.
 fn path_and_format(bag: &mut OptionBag) -> Result<(String, JsonDecodeOptions), ConnectorError> {

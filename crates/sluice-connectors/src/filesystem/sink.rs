@@ -27,19 +27,14 @@ impl FileSinkConfig {
     pub fn from_spec(spec: &TableSpec) -> Result<Self, ConnectorError> {
         let mut bag = bag(spec);
         let (path, json) = path_and_format(&mut bag)?;
-        let file_size = bag
-            .memory_size("sink.rolling-policy.file-size")?
-            .unwrap_or(128 << 20);
-        let rollover_interval = bag
-            .duration("sink.rolling-policy.rollover-interval")?
-            .unwrap_or(Duration::from_secs(1800));
+        let file_size = bag.memory_size("sink.rolling-policy.file-size")?.unwrap_or(128 << 20);
+        let rollover_interval =
+            bag.duration("sink.rolling-policy.rollover-interval")?.unwrap_or(Duration::from_secs(1800));
         bag.ignore("sink.rolling-policy.check-interval");
         bag.ignore("sink.parallelism");
         bag.finish()?;
         if !spec.metadata.is_empty() {
-            return Err(ConnectorError::new(
-                "the filesystem sink writes no metadata columns",
-            ));
+            return Err(ConnectorError::new("the filesystem sink writes no metadata columns"));
         }
         Ok(FileSinkConfig {
             path: PathBuf::from(path),
@@ -70,14 +65,11 @@ pub struct FileSink {
 
 impl FileSink {
     pub fn new(config: FileSinkConfig, init: &SinkInit) -> Result<Self, SluiceError> {
-        std::fs::create_dir_all(&config.path).map_err(|e| {
-            SluiceError::external(format!("cannot create '{}': {e}", config.path.display()))
-        })?;
+        std::fs::create_dir_all(&config.path)
+            .map_err(|e| SluiceError::external(format!("cannot create '{}': {e}", config.path.display())))?;
         let run_id = format!("{:016x}", rand::random::<u64>());
         Ok(FileSink {
-            encoder: JsonEncoder {
-                timestamp_standard: config.timestamp_standard,
-            },
+            encoder: JsonEncoder { timestamp_standard: config.timestamp_standard },
             config,
             run_id,
             subtask: init.subtask,
@@ -93,14 +85,10 @@ impl FileSink {
 
     fn open(&mut self) -> Result<&mut PartFile, SluiceError> {
         if self.current.is_none() {
-            let name = format!(
-                "part-{}-{}-{}.json",
-                self.run_id, self.subtask, self.next_part
-            );
+            let name = format!("part-{}-{}-{}.json", self.run_id, self.subtask, self.next_part);
             self.next_part += 1;
             let in_progress = self.config.path.join(format!(".{name}.inprogress"));
-            let file =
-                File::create(&in_progress).map_err(|e| self.io("cannot create a part file", e))?;
+            let file = File::create(&in_progress).map_err(|e| self.io("cannot create a part file", e))?;
             self.current = Some(PartFile {
                 file,
                 in_progress,
@@ -114,14 +102,9 @@ impl FileSink {
 
     fn roll(&mut self) -> Result<(), SluiceError> {
         if let Some(mut part) = self.current.take() {
-            part.file
-                .flush()
-                .map_err(|e| self.io("cannot flush a part file", e))?;
-            part.file
-                .sync_data()
-                .map_err(|e| self.io("cannot sync a part file", e))?;
-            std::fs::rename(&part.in_progress, &part.done)
-                .map_err(|e| self.io("cannot finish a part file", e))?;
+            part.file.flush().map_err(|e| self.io("cannot flush a part file", e))?;
+            part.file.sync_data().map_err(|e| self.io("cannot sync a part file", e))?;
+            std::fs::rename(&part.in_progress, &part.done).map_err(|e| self.io("cannot finish a part file", e))?;
         }
         Ok(())
     }

@@ -83,9 +83,8 @@ struct Split {
 }
 
 fn list_files(path: &Path) -> Result<Vec<PathBuf>, SluiceError> {
-    let meta = std::fs::metadata(path).map_err(|e| {
-        SluiceError::user(format!("cannot read '{}': {e}", path.display())).with_source(e)
-    })?;
+    let meta = std::fs::metadata(path)
+        .map_err(|e| SluiceError::user(format!("cannot read '{}': {e}", path.display())).with_source(e))?;
     if meta.is_file() {
         return Ok(vec![path.to_path_buf()]);
     }
@@ -95,9 +94,7 @@ fn list_files(path: &Path) -> Result<Vec<PathBuf>, SluiceError> {
         let entries = std::fs::read_dir(&dir)
             .map_err(|e| SluiceError::external(format!("cannot list '{}': {e}", dir.display())))?;
         for entry in entries {
-            let entry = entry.map_err(|e| {
-                SluiceError::external(format!("cannot list '{}': {e}", dir.display()))
-            })?;
+            let entry = entry.map_err(|e| SluiceError::external(format!("cannot list '{}': {e}", dir.display())))?;
             let name = entry.file_name();
             let name = name.to_string_lossy();
             // Hidden and in-progress files are not input (Flink's convention).
@@ -119,8 +116,8 @@ fn list_files(path: &Path) -> Result<Vec<PathBuf>, SluiceError> {
 fn splits(files: &[PathBuf], parallelism: usize) -> Result<Vec<Split>, SluiceError> {
     let mut metas = Vec::new();
     for f in files {
-        let m = std::fs::metadata(f)
-            .map_err(|e| SluiceError::external(format!("cannot read '{}': {e}", f.display())))?;
+        let m =
+            std::fs::metadata(f).map_err(|e| SluiceError::external(format!("cannot read '{}': {e}", f.display())))?;
         let modified_ms = m
             .modified()
             .ok()
@@ -136,13 +133,7 @@ fn splits(files: &[PathBuf], parallelism: usize) -> Result<Vec<Split>, SluiceErr
         let mut start = 0;
         loop {
             let end = (start + split_size).min(size);
-            out.push(Split {
-                file: file.clone(),
-                start,
-                end,
-                size,
-                modified_ms,
-            });
+            out.push(Split { file: file.clone(), start, end, size, modified_ms });
             if end >= size {
                 break;
             }
@@ -163,20 +154,13 @@ impl FileSource {
         FileSource { config, decoder }
     }
 
-    async fn read_split(
-        &mut self,
-        split: &Split,
-        ctx: &mut SourceContext,
-    ) -> Result<(), SluiceError> {
-        let io_err = |e: std::io::Error| {
-            SluiceError::external(format!("reading '{}': {e}", split.file.display()))
-        };
+    async fn read_split(&mut self, split: &Split, ctx: &mut SourceContext) -> Result<(), SluiceError> {
+        let io_err = |e: std::io::Error| SluiceError::external(format!("reading '{}': {e}", split.file.display()));
         let mut file = File::open(&split.file).map_err(io_err)?;
         // Position at the first line that starts inside the split.
         let mut pos = split.start;
         if split.start > 0 {
-            file.seek(SeekFrom::Start(split.start - 1))
-                .map_err(io_err)?;
+            file.seek(SeekFrom::Start(split.start - 1)).map_err(io_err)?;
             let mut byte = [0u8; 1];
             let mut skipped = 0u64;
             loop {
@@ -224,11 +208,7 @@ impl FileSource {
                 match memchr::memchr(b'\n', &buf[offset..]) {
                     Some(i) => {
                         let end = offset + i;
-                        let end_trim = if end > offset && buf[end - 1] == b'\r' {
-                            end - 1
-                        } else {
-                            end
-                        };
+                        let end_trim = if end > offset && buf[end - 1] == b'\r' { end - 1 } else { end };
                         lines.push((offset, end_trim));
                         offset = end + 1;
                     }
@@ -289,11 +269,7 @@ impl FileSource {
         Ok(())
     }
 
-    fn with_metadata(
-        &self,
-        physical: RecordBatch,
-        split: &Split,
-    ) -> Result<RecordBatch, SluiceError> {
+    fn with_metadata(&self, physical: RecordBatch, split: &Split) -> Result<RecordBatch, SluiceError> {
         if self.config.columns.iter().all(|c| c.is_none()) {
             return Ok(physical);
         }
@@ -306,9 +282,7 @@ impl FileSource {
                     next_physical += 1;
                     physical.column(next_physical - 1).clone()
                 }
-                Some("file.path") => {
-                    Arc::new(StringArray::from(vec![split.file.display().to_string(); n]))
-                }
+                Some("file.path") => Arc::new(StringArray::from(vec![split.file.display().to_string(); n])),
                 Some("file.name") => Arc::new(StringArray::from(vec![
                     split
                         .file
@@ -318,17 +292,10 @@ impl FileSource {
                     n
                 ])),
                 Some("file.size") => Arc::new(Int64Array::from(vec![split.size as i64; n])),
-                Some(_) => Arc::new(
-                    TimestampMillisecondArray::from(vec![split.modified_ms; n])
-                        .with_timezone("UTC"),
-                ),
+                Some(_) => Arc::new(TimestampMillisecondArray::from(vec![split.modified_ms; n]).with_timezone("UTC")),
             };
             let want = self.config.output.field(i).data_type();
-            let array = if array.data_type() == want {
-                array
-            } else {
-                arrow::compute::cast(&array, want)?
-            };
+            let array = if array.data_type() == want { array } else { arrow::compute::cast(&array, want)? };
             columns.push(array);
         }
         Ok(RecordBatch::try_new(self.config.output.clone(), columns)?)
@@ -336,8 +303,7 @@ impl FileSource {
 }
 
 fn count_lines_before(path: &Path, offset: u64) -> Result<u64, SluiceError> {
-    let mut f = File::open(path)
-        .map_err(|e| SluiceError::external(format!("reading '{}': {e}", path.display())))?;
+    let mut f = File::open(path).map_err(|e| SluiceError::external(format!("reading '{}': {e}", path.display())))?;
     let mut remaining = offset;
     let mut buf = vec![0u8; 1 << 20];
     let mut lines = 0;
@@ -360,12 +326,8 @@ impl Source for FileSource {
     async fn run(&mut self, ctx: &mut SourceContext) -> Result<(), SluiceError> {
         let files = list_files(&self.config.path)?;
         let all = splits(&files, ctx.parallelism)?;
-        let mine: Vec<Split> = all
-            .into_iter()
-            .enumerate()
-            .filter(|(i, _)| i % ctx.parallelism == ctx.subtask)
-            .map(|(_, s)| s)
-            .collect();
+        let mine: Vec<Split> =
+            all.into_iter().enumerate().filter(|(i, _)| i % ctx.parallelism == ctx.subtask).map(|(_, s)| s).collect();
         for split in &mine {
             self.read_split(split, ctx).await?;
             if ctx.should_stop() {

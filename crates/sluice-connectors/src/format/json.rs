@@ -5,9 +5,7 @@
 //! Options: `json.ignore-parse-errors` (skip and count bad lines), `json.fail-on-missing-field`,
 //! `json.timestamp-format.standard` (`SQL` or `ISO-8601`; decoding accepts both spellings).
 
-use super::values::{
-    decimal_string, flink_json_timestamp, java_double, scalar_text, timestamp_of, timestamp_value,
-};
+use super::values::{decimal_string, flink_json_timestamp, java_double, scalar_text, timestamp_of, timestamp_value};
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Decimal128Type, Field, Schema, SchemaRef};
 use arrow_json::reader::{Decoder, ReaderBuilder};
@@ -42,20 +40,15 @@ impl JsonDecodeOptions {
                 message: "cannot be combined with 'json.ignore-parse-errors' = 'true'".into(),
             });
         }
-        let timestamp_standard =
-            match bag.one_of("json.timestamp-format.standard", &["SQL", "ISO-8601"])? {
-                Some("ISO-8601") => TimestampStandard::Iso8601,
-                _ => TimestampStandard::Sql,
-            };
+        let timestamp_standard = match bag.one_of("json.timestamp-format.standard", &["SQL", "ISO-8601"])? {
+            Some("ISO-8601") => TimestampStandard::Iso8601,
+            _ => TimestampStandard::Sql,
+        };
         // Accepted for compatibility with Flink's option set; sluice writes NULL map keys as "null".
         bag.string("json.map-null-key.mode");
         bag.string("json.map-null-key.literal");
         bag.bool("json.encode.decimal-as-plain-number")?;
-        Ok(JsonDecodeOptions {
-            ignore_parse_errors,
-            fail_on_missing_field,
-            timestamp_standard,
-        })
+        Ok(JsonDecodeOptions { ignore_parse_errors, fail_on_missing_field, timestamp_standard })
     }
 }
 
@@ -89,30 +82,18 @@ impl JsonLineDecoder {
         // Missing fields become errors by decoding into non-nullable fields.
         let decode_schema = if options.fail_on_missing_field {
             Arc::new(Schema::new(
-                schema
-                    .fields()
-                    .iter()
-                    .map(|f| Field::new(f.name(), f.data_type().clone(), false))
-                    .collect::<Vec<_>>(),
+                schema.fields().iter().map(|f| Field::new(f.name(), f.data_type().clone(), false)).collect::<Vec<_>>(),
             ))
         } else {
             schema.clone()
         };
         let decoder = build(&decode_schema);
-        JsonLineDecoder {
-            schema,
-            decode_schema,
-            decoder,
-        }
+        JsonLineDecoder { schema, decode_schema, decoder }
     }
 
     /// Decodes `lines` (each one JSON object, without the newline). Returns the batch of good rows
     /// and the bad lines. Blank lines are ignored.
-    pub fn decode_lines(
-        &mut self,
-        buf: &[u8],
-        lines: &[(usize, usize)],
-    ) -> (RecordBatch, Vec<BadLine>) {
+    pub fn decode_lines(&mut self, buf: &[u8], lines: &[(usize, usize)]) -> (RecordBatch, Vec<BadLine>) {
         assert!(lines.len() <= MAX_LINES, "at most MAX_LINES lines per call");
         if let Some(batch) = self.try_decode(buf, lines) {
             return (batch, Vec::new());
@@ -128,34 +109,24 @@ impl JsonLineDecoder {
             self.decoder = build(&self.decode_schema);
             let result = self.decoder.decode(line).and_then(|n| {
                 if n < line.len() && !line[n..].iter().all(u8::is_ascii_whitespace) {
-                    Err(arrow::error::ArrowError::JsonError(
-                        "more than one JSON value on the line".into(),
-                    ))
+                    Err(arrow::error::ArrowError::JsonError("more than one JSON value on the line".into()))
                 } else {
                     self.decoder.flush()
                 }
             });
             match result {
                 Ok(Some(b)) if b.num_rows() == 1 => good.push(b),
-                Ok(_) => bad.push(BadLine {
-                    index: i,
-                    reason: "not a JSON object".into(),
-                }),
-                Err(e) => bad.push(BadLine {
-                    index: i,
-                    reason: clean_reason(&e.to_string()),
-                }),
+                Ok(_) => bad.push(BadLine { index: i, reason: "not a JSON object".into() }),
+                Err(e) => bad.push(BadLine { index: i, reason: clean_reason(&e.to_string()) }),
             }
         }
         self.decoder = build(&self.decode_schema);
         let batch = if good.is_empty() {
             RecordBatch::new_empty(self.schema.clone())
         } else {
-            let merged = arrow::compute::concat_batches(&self.decode_schema, &good)
-                .expect("batches of one schema concatenate");
-            merged
-                .with_schema(self.schema.clone())
-                .expect("same fields, relaxed nullability")
+            let merged =
+                arrow::compute::concat_batches(&self.decode_schema, &good).expect("batches of one schema concatenate");
+            merged.with_schema(self.schema.clone()).expect("same fields, relaxed nullability")
         };
         (batch, bad)
     }
@@ -169,26 +140,17 @@ impl JsonLineDecoder {
             Ok(n) if n == bytes.len() => true,
             _ => false,
         };
-        let result = if ok {
-            self.decoder.flush().ok().flatten()
-        } else {
-            None
-        };
+        let result = if ok { self.decoder.flush().ok().flatten() } else { None };
         match result {
             // A line holding two objects would make more rows than lines: treat as an error.
             Some(b) if b.num_rows() <= lines.len() => {
                 if b.num_rows() < lines.len()
-                    && lines
-                        .iter()
-                        .all(|&(s, e)| !buf[s..e].iter().all(u8::is_ascii_whitespace))
+                    && lines.iter().all(|&(s, e)| !buf[s..e].iter().all(u8::is_ascii_whitespace))
                 {
                     self.decoder = build(&self.decode_schema);
                     return None;
                 }
-                Some(
-                    b.with_schema(self.schema.clone())
-                        .expect("same fields, relaxed nullability"),
-                )
+                Some(b.with_schema(self.schema.clone()).expect("same fields, relaxed nullability"))
             }
             None if ok => Some(RecordBatch::new_empty(self.schema.clone())),
             _ => {
@@ -200,9 +162,7 @@ impl JsonLineDecoder {
 }
 
 fn clean_reason(s: &str) -> String {
-    s.trim_start_matches("Json error: ")
-        .trim_start_matches("Parser error: ")
-        .to_string()
+    s.trim_start_matches("Json error: ").trim_start_matches("Parser error: ").to_string()
 }
 
 /// Encodes rows as Flink's `json` format writes them.
@@ -215,11 +175,8 @@ impl JsonEncoder {
     /// Appends one JSON object per row, each followed by `\n`.
     pub fn encode(&self, batch: &RecordBatch, out: &mut String) {
         let schema = batch.schema();
-        let names: Vec<String> = schema
-            .fields()
-            .iter()
-            .map(|f| serde_json::to_string(f.name()).expect("strings serialize"))
-            .collect();
+        let names: Vec<String> =
+            schema.fields().iter().map(|f| serde_json::to_string(f.name()).expect("strings serialize")).collect();
         for row in 0..batch.num_rows() {
             out.push('{');
             for (i, c) in batch.columns().iter().enumerate() {
@@ -247,9 +204,7 @@ impl JsonEncoder {
             }
             DataType::Float32 | DataType::Float64 => {
                 let v = match a.data_type() {
-                    DataType::Float32 => {
-                        a.as_primitive::<arrow::datatypes::Float32Type>().value(row) as f64
-                    }
+                    DataType::Float32 => a.as_primitive::<arrow::datatypes::Float32Type>().value(row) as f64,
                     _ => a.as_primitive::<arrow::datatypes::Float64Type>().value(row),
                 };
                 if v.is_finite() {
@@ -258,10 +213,9 @@ impl JsonEncoder {
                     let _ = write!(out, "\"{}\"", java_double(v));
                 }
             }
-            DataType::Decimal128(_, s) => out.push_str(&decimal_string(
-                a.as_primitive::<Decimal128Type>().value(row),
-                *s,
-            )),
+            DataType::Decimal128(_, s) => {
+                out.push_str(&decimal_string(a.as_primitive::<Decimal128Type>().value(row), *s))
+            }
             DataType::Timestamp(unit, tz) => {
                 let t = timestamp_value(a, row).and_then(|v| timestamp_of(unit, v));
                 match t {
@@ -276,11 +230,7 @@ impl JsonEncoder {
             }
             DataType::Binary => {
                 let b = a.as_binary::<i32>().value(row);
-                let _ = write!(
-                    out,
-                    "\"{}\"",
-                    base64::engine::general_purpose::STANDARD.encode(b)
-                );
+                let _ = write!(out, "\"{}\"", base64::engine::general_purpose::STANDARD.encode(b));
             }
             DataType::List(_) => {
                 let values = a.as_list::<i32>().value(row);
@@ -356,11 +306,7 @@ mod tests {
         Arc::new(Schema::new(vec![
             Field::new("id", DataType::Int64, true),
             Field::new("name", DataType::Utf8, true),
-            Field::new(
-                "ts",
-                DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
-                true,
-            ),
+            Field::new("ts", DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())), true),
         ]))
     }
 
@@ -386,10 +332,7 @@ mod tests {
     #[test]
     fn missing_fields_fail_when_asked() {
         let buf = b"{\"id\":1,\"name\":\"a\",\"ts\":null}\n{\"id\":2}\n";
-        let opts = JsonDecodeOptions {
-            fail_on_missing_field: true,
-            ..Default::default()
-        };
+        let opts = JsonDecodeOptions { fail_on_missing_field: true, ..Default::default() };
         let mut d = JsonLineDecoder::new(schema(), &opts);
         let (_, bad) = d.decode_lines(buf, &lines(buf));
         assert!(bad.iter().any(|b| b.index == 1), "{bad:?}");
@@ -401,13 +344,7 @@ mod tests {
         let mut d = JsonLineDecoder::new(schema(), &JsonDecodeOptions::default());
         let (b, _) = d.decode_lines(buf, &lines(buf));
         let mut out = String::new();
-        JsonEncoder {
-            timestamp_standard: TimestampStandard::Sql,
-        }
-        .encode(&b, &mut out);
-        assert_eq!(
-            out,
-            "{\"id\":1,\"name\":\"a\\\"b\",\"ts\":\"2024-01-01 00:00:00.12Z\"}\n"
-        );
+        JsonEncoder { timestamp_standard: TimestampStandard::Sql }.encode(&b, &mut out);
+        assert_eq!(out, "{\"id\":1,\"name\":\"a\\\"b\",\"ts\":\"2024-01-01 00:00:00.12Z\"}\n");
     }
 }

@@ -3,10 +3,9 @@
 
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{
-    DataType, Date32Type, Decimal128Type, Float32Type, Float64Type, Int16Type, Int32Type,
-    Int64Type, Int8Type, Time32MillisecondType, TimeUnit, TimestampMicrosecondType,
-    TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType, UInt16Type, UInt32Type,
-    UInt64Type, UInt8Type,
+    DataType, Date32Type, Decimal128Type, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type,
+    Time32MillisecondType, TimeUnit, TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
+    TimestampSecondType, UInt16Type, UInt32Type, UInt64Type, UInt8Type,
 };
 use chrono::{DateTime, NaiveDateTime, Timelike};
 use std::fmt::Write;
@@ -17,11 +16,7 @@ pub fn java_double(v: f64) -> String {
         return "NaN".into();
     }
     if v.is_infinite() {
-        return if v > 0.0 {
-            "Infinity".into()
-        } else {
-            "-Infinity".into()
-        };
+        return if v > 0.0 { "Infinity".into() } else { "-Infinity".into() };
     }
     let a = v.abs();
     if a == 0.0 || (1e-3..1e7).contains(&a) {
@@ -34,11 +29,7 @@ pub fn java_double(v: f64) -> String {
     } else {
         let s = format!("{v:E}");
         let (m, e) = s.split_once('E').expect("{:E} always has an exponent");
-        let m = if m.contains('.') {
-            m.to_string()
-        } else {
-            format!("{m}.0")
-        };
+        let m = if m.contains('.') { m.to_string() } else { format!("{m}.0") };
         format!("{m}E{e}")
     }
 }
@@ -55,11 +46,8 @@ pub fn decimal_string(v: i128, scale: i8) -> String {
     let neg = v < 0;
     let digits = v.unsigned_abs().to_string();
     let scale = scale as usize;
-    let padded = if digits.len() <= scale {
-        format!("{}{}", "0".repeat(scale - digits.len() + 1), digits)
-    } else {
-        digits
-    };
+    let padded =
+        if digits.len() <= scale { format!("{}{}", "0".repeat(scale - digits.len() + 1), digits) } else { digits };
     let (int, frac) = padded.split_at(padded.len() - scale);
     format!("{}{int}.{frac}", if neg { "-" } else { "" })
 }
@@ -101,13 +89,7 @@ pub fn java_local_date_time(t: &NaiveDateTime) -> String {
 /// Flink JSON's timestamp text: SQL `2024-01-01 10:00:05.12` or ISO `2024-01-01T10:00:05.12`
 /// (fraction printed with as few digits as needed), plus `Z` for instants.
 pub fn flink_json_timestamp(t: &NaiveDateTime, iso: bool, instant: bool) -> String {
-    let mut s = t
-        .format(if iso {
-            "%Y-%m-%dT%H:%M:%S"
-        } else {
-            "%Y-%m-%d %H:%M:%S"
-        })
-        .to_string();
+    let mut s = t.format(if iso { "%Y-%m-%dT%H:%M:%S" } else { "%Y-%m-%d %H:%M:%S" }).to_string();
     let nanos = t.nanosecond();
     if nanos != 0 {
         let frac = format!("{nanos:09}");
@@ -133,17 +115,13 @@ pub fn scalar_text(array: &dyn Array, row: usize) -> Option<String> {
         DataType::UInt64 => array.as_primitive::<UInt64Type>().value(row).to_string(),
         DataType::Float32 => java_double(array.as_primitive::<Float32Type>().value(row) as f64),
         DataType::Float64 => java_double(array.as_primitive::<Float64Type>().value(row)),
-        DataType::Decimal128(_, s) => {
-            decimal_string(array.as_primitive::<Decimal128Type>().value(row), *s)
-        }
+        DataType::Decimal128(_, s) => decimal_string(array.as_primitive::<Decimal128Type>().value(row), *s),
         DataType::Utf8 => array.as_string::<i32>().value(row).to_string(),
         DataType::LargeUtf8 => array.as_string::<i64>().value(row).to_string(),
         DataType::Utf8View => array.as_string_view().value(row).to_string(),
         DataType::Date32 => {
             let d = array.as_primitive::<Date32Type>().value(row);
-            chrono::NaiveDate::from_num_days_from_ce_opt(d + 719_163)
-                .map(|d| d.to_string())
-                .unwrap_or_default()
+            chrono::NaiveDate::from_num_days_from_ce_opt(d + 719_163).map(|d| d.to_string()).unwrap_or_default()
         }
         DataType::Time32(TimeUnit::Millisecond) => {
             let ms = array.as_primitive::<Time32MillisecondType>().value(row);
@@ -178,18 +156,10 @@ pub fn scalar_text(array: &dyn Array, row: usize) -> Option<String> {
 
 pub fn timestamp_value(array: &dyn Array, row: usize) -> Option<i64> {
     Some(match array.data_type() {
-        DataType::Timestamp(TimeUnit::Second, _) => {
-            array.as_primitive::<TimestampSecondType>().value(row)
-        }
-        DataType::Timestamp(TimeUnit::Millisecond, _) => {
-            array.as_primitive::<TimestampMillisecondType>().value(row)
-        }
-        DataType::Timestamp(TimeUnit::Microsecond, _) => {
-            array.as_primitive::<TimestampMicrosecondType>().value(row)
-        }
-        DataType::Timestamp(TimeUnit::Nanosecond, _) => {
-            array.as_primitive::<TimestampNanosecondType>().value(row)
-        }
+        DataType::Timestamp(TimeUnit::Second, _) => array.as_primitive::<TimestampSecondType>().value(row),
+        DataType::Timestamp(TimeUnit::Millisecond, _) => array.as_primitive::<TimestampMillisecondType>().value(row),
+        DataType::Timestamp(TimeUnit::Microsecond, _) => array.as_primitive::<TimestampMicrosecondType>().value(row),
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => array.as_primitive::<TimestampNanosecondType>().value(row),
         _ => return None,
     })
 }
@@ -217,23 +187,11 @@ mod tests {
 
     #[test]
     fn timestamps_print_like_java() {
-        let t = chrono::NaiveDate::from_ymd_opt(2024, 1, 1)
-            .unwrap()
-            .and_hms_milli_opt(10, 0, 0, 0)
-            .unwrap();
+        let t = chrono::NaiveDate::from_ymd_opt(2024, 1, 1).unwrap().and_hms_milli_opt(10, 0, 0, 0).unwrap();
         assert_eq!(java_local_date_time(&t), "2024-01-01T10:00");
-        let t = chrono::NaiveDate::from_ymd_opt(2024, 1, 1)
-            .unwrap()
-            .and_hms_milli_opt(10, 0, 5, 120)
-            .unwrap();
+        let t = chrono::NaiveDate::from_ymd_opt(2024, 1, 1).unwrap().and_hms_milli_opt(10, 0, 5, 120).unwrap();
         assert_eq!(java_local_date_time(&t), "2024-01-01T10:00:05.120");
-        assert_eq!(
-            flink_json_timestamp(&t, false, false),
-            "2024-01-01 10:00:05.12"
-        );
-        assert_eq!(
-            flink_json_timestamp(&t, true, true),
-            "2024-01-01T10:00:05.12Z"
-        );
+        assert_eq!(flink_json_timestamp(&t, false, false), "2024-01-01 10:00:05.12");
+        assert_eq!(flink_json_timestamp(&t, true, true), "2024-01-01T10:00:05.12Z");
     }
 }

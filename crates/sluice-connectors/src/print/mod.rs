@@ -19,10 +19,7 @@ impl PrintConfig {
         let standard_error = bag.bool("standard-error")?.unwrap_or(false);
         bag.ignore("sink.parallelism");
         bag.finish()?;
-        Ok(PrintConfig {
-            identifier,
-            standard_error,
-        })
+        Ok(PrintConfig { identifier, standard_error })
     }
 }
 
@@ -40,11 +37,7 @@ impl PrintSink {
             (None, true) => format!("{}> ", init.subtask + 1),
             (None, false) => String::new(),
         };
-        PrintSink {
-            config,
-            prefix,
-            buf: String::new(),
-        }
+        PrintSink { config, prefix, buf: String::new() }
     }
 }
 

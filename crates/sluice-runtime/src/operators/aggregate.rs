@@ -40,18 +40,9 @@ fn df(e: datafusion::error::DataFusionError) -> SluiceError {
 
 impl GroupAggregate {
     pub fn new(spec: AggregateSpec, schema: SchemaRef) -> Result<Self, SluiceError> {
-        let fields = schema.fields()[..spec.keys.len()]
-            .iter()
-            .map(|f| SortField::new(f.data_type().clone()))
-            .collect();
-        let converter = RowConverter::new(fields)
-            .map_err(|e| SluiceError::internal(format!("key encoder: {e}")))?;
-        Ok(GroupAggregate {
-            spec,
-            schema,
-            converter,
-            groups: HashMap::new(),
-        })
+        let fields = schema.fields()[..spec.keys.len()].iter().map(|f| SortField::new(f.data_type().clone())).collect();
+        let converter = RowConverter::new(fields).map_err(|e| SluiceError::internal(format!("key encoder: {e}")))?;
+        Ok(GroupAggregate { spec, schema, converter, groups: HashMap::new() })
     }
 
     /// Argument arrays of aggregate `i` for the rows at `idx`, with its FILTER applied.
@@ -62,17 +53,11 @@ impl GroupAggregate {
         i: usize,
         idx: &UInt32Array,
     ) -> Result<Vec<ArrayRef>, SluiceError> {
-        let mut out = args[i]
-            .iter()
-            .map(|a| take(a.as_ref(), idx, None))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut out = args[i].iter().map(|a| take(a.as_ref(), idx, None)).collect::<Result<Vec<_>, _>>()?;
         if let Some(mask) = &masks[i] {
             let m = take(mask, idx, None)?;
             let m = m.as_boolean();
-            out = out
-                .iter()
-                .map(|a| filter(a.as_ref(), m))
-                .collect::<Result<Vec<_>, _>>()?;
+            out = out.iter().map(|a| filter(a.as_ref(), m)).collect::<Result<Vec<_>, _>>()?;
         }
         Ok(out)
     }
@@ -83,33 +68,17 @@ impl Operator for GroupAggregate {
         "GroupAggregate"
     }
 
-    fn process_batch(
-        &mut self,
-        batch: StreamBatch,
-        out: &mut Vec<StreamBatch>,
-    ) -> Result<(), SluiceError> {
+    fn process_batch(&mut self, batch: StreamBatch, out: &mut Vec<StreamBatch>) -> Result<(), SluiceError> {
         let n = batch.num_rows();
         let eval = |e: &std::sync::Arc<dyn datafusion::physical_expr::PhysicalExpr>| {
-            e.evaluate(&batch.data)
-                .and_then(|v| v.into_array(n))
-                .map_err(df)
+            e.evaluate(&batch.data).and_then(|v| v.into_array(n)).map_err(df)
         };
-        let keys = self
-            .spec
-            .keys
-            .iter()
-            .map(eval)
-            .collect::<Result<Vec<_>, _>>()?;
+        let keys = self.spec.keys.iter().map(eval).collect::<Result<Vec<_>, _>>()?;
         let args = self
             .spec
             .aggregates
             .iter()
-            .map(|a| {
-                a.expressions()
-                    .iter()
-                    .map(eval)
-                    .collect::<Result<Vec<_>, _>>()
-            })
+            .map(|a| a.expressions().iter().map(eval).collect::<Result<Vec<_>, _>>())
             .collect::<Result<Vec<_>, _>>()?;
         let masks = self
             .spec
@@ -128,10 +97,8 @@ impl Operator for GroupAggregate {
             .collect::<Result<Vec<_>, SluiceError>>()?;
 
         // Rows per key in first-appearance order, split into additions and retractions.
-        let rows = self
-            .converter
-            .convert_columns(&keys)
-            .map_err(|e| SluiceError::internal(format!("encoding keys: {e}")))?;
+        let rows =
+            self.converter.convert_columns(&keys).map_err(|e| SluiceError::internal(format!("encoding keys: {e}")))?;
         let mut order: Vec<(Box<[u8]>, Vec<u32>, Vec<u32>, usize)> = Vec::new();
         let mut index: HashMap<&[u8], usize> = HashMap::new();
         for row in 0..n {
@@ -167,26 +134,14 @@ impl Operator for GroupAggregate {
                     .map(|a| a.create_accumulator())
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(df)?;
-                self.groups.insert(
-                    key.clone(),
-                    Group {
-                        key: key_values,
-                        accumulators,
-                        rows: 0,
-                        emitted: None,
-                    },
-                );
+                self.groups.insert(key.clone(), Group { key: key_values, accumulators, rows: 0, emitted: None });
             }
             let adds = UInt32Array::from(adds);
             let retracts = UInt32Array::from(retracts);
             let mut update_args = Vec::with_capacity(self.spec.aggregates.len());
             let mut retract_args = Vec::with_capacity(self.spec.aggregates.len());
             for i in 0..self.spec.aggregates.len() {
-                update_args.push(if adds.is_empty() {
-                    None
-                } else {
-                    Some(self.args_for(&args, &masks, i, &adds)?)
-                });
+                update_args.push(if adds.is_empty() { None } else { Some(self.args_for(&args, &masks, i, &adds)?) });
                 retract_args.push(if retracts.is_empty() {
                     None
                 } else {
@@ -206,50 +161,25 @@ impl Operator for GroupAggregate {
             if group.rows <= 0 {
                 let group = self.groups.remove(&key).expect("present");
                 if let Some(old) = group.emitted {
-                    out_rows.push((
-                        RowKind::Delete,
-                        group.key.iter().cloned().chain(old).collect(),
-                    ));
+                    out_rows.push((RowKind::Delete, group.key.iter().cloned().chain(old).collect()));
                 }
                 continue;
             }
-            let values = group
-                .accumulators
-                .iter_mut()
-                .map(|a| a.evaluate())
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(df)?;
+            let values =
+                group.accumulators.iter_mut().map(|a| a.evaluate()).collect::<Result<Vec<_>, _>>().map_err(df)?;
             match &group.emitted {
                 Some(old) if *old == values => {}
                 Some(old) => {
-                    out_rows.push((
-                        RowKind::UpdateBefore,
-                        group
-                            .key
-                            .iter()
-                            .cloned()
-                            .chain(old.iter().cloned())
-                            .collect(),
-                    ));
+                    out_rows
+                        .push((RowKind::UpdateBefore, group.key.iter().cloned().chain(old.iter().cloned()).collect()));
                     out_rows.push((
                         RowKind::UpdateAfter,
-                        group
-                            .key
-                            .iter()
-                            .cloned()
-                            .chain(values.iter().cloned())
-                            .collect(),
+                        group.key.iter().cloned().chain(values.iter().cloned()).collect(),
                     ));
                 }
-                None => out_rows.push((
-                    RowKind::Insert,
-                    group
-                        .key
-                        .iter()
-                        .cloned()
-                        .chain(values.iter().cloned())
-                        .collect(),
-                )),
+                None => {
+                    out_rows.push((RowKind::Insert, group.key.iter().cloned().chain(values.iter().cloned()).collect()))
+                }
             }
             group.emitted = Some(values);
         }
@@ -273,10 +203,7 @@ impl Operator for GroupAggregate {
             &RecordBatchOptions::new().with_row_count(Some(out_rows.len())),
         )
         .map_err(|e| SluiceError::internal(format!("aggregate output: {e}")))?;
-        out.push(StreamBatch::with_kinds(
-            data,
-            out_rows.into_iter().map(|(k, _)| k).collect(),
-        ));
+        out.push(StreamBatch::with_kinds(data, out_rows.into_iter().map(|(k, _)| k).collect()));
         Ok(())
     }
 }

@@ -21,19 +21,13 @@ impl Operator for Filter {
         "Filter"
     }
 
-    fn process_batch(
-        &mut self,
-        batch: StreamBatch,
-        out: &mut Vec<StreamBatch>,
-    ) -> Result<(), SluiceError> {
+    fn process_batch(&mut self, batch: StreamBatch, out: &mut Vec<StreamBatch>) -> Result<(), SluiceError> {
         let mask = self
             .predicate
             .evaluate(&batch.data)
             .and_then(|v| v.into_array(batch.num_rows()))
             .map_err(|e| SluiceError::user(format!("evaluating filter: {e}")))?;
-        let mask = mask
-            .as_boolean_opt()
-            .ok_or_else(|| SluiceError::internal("filter predicate is not boolean"))?;
+        let mask = mask.as_boolean_opt().ok_or_else(|| SluiceError::internal("filter predicate is not boolean"))?;
         if mask.true_count() == batch.num_rows() {
             out.push(batch);
         } else if mask.true_count() > 0 {

@@ -15,14 +15,9 @@ use sluice_plan::{Node, NodeKind};
 /// The operator for a graph node; `None` for sources, sinks and unions (which need none).
 pub fn create(node: &Node) -> Result<Option<Box<dyn Operator>>, SluiceError> {
     Ok(match &node.kind {
-        NodeKind::Project { exprs, .. } => {
-            Some(Box::new(Project::new(exprs.clone(), node.schema.clone())))
-        }
+        NodeKind::Project { exprs, .. } => Some(Box::new(Project::new(exprs.clone(), node.schema.clone()))),
         NodeKind::Filter { predicate, .. } => Some(Box::new(Filter::new(predicate.clone()))),
-        NodeKind::GroupAggregate(spec) => Some(Box::new(GroupAggregate::new(
-            spec.clone(),
-            node.schema.clone(),
-        )?)),
+        NodeKind::GroupAggregate(spec) => Some(Box::new(GroupAggregate::new(spec.clone(), node.schema.clone())?)),
         NodeKind::Source { .. } | NodeKind::Sink { .. } | NodeKind::Union => None,
     })
 }

@@ -23,11 +23,7 @@ impl Operator for Project {
         "Project"
     }
 
-    fn process_batch(
-        &mut self,
-        batch: StreamBatch,
-        out: &mut Vec<StreamBatch>,
-    ) -> Result<(), SluiceError> {
+    fn process_batch(&mut self, batch: StreamBatch, out: &mut Vec<StreamBatch>) -> Result<(), SluiceError> {
         let n = batch.num_rows();
         let columns = self
             .exprs
@@ -40,13 +36,8 @@ impl Operator for Project {
             columns,
             &RecordBatchOptions::new().with_row_count(Some(n)),
         )
-        .map_err(|e| {
-            SluiceError::internal(format!("projection result does not match its schema: {e}"))
-        })?;
-        out.push(StreamBatch {
-            data,
-            kinds: batch.kinds,
-        });
+        .map_err(|e| SluiceError::internal(format!("projection result does not match its schema: {e}")))?;
+        out.push(StreamBatch { data, kinds: batch.kinds });
         Ok(())
     }
 }
