@@ -36,6 +36,8 @@ pub struct AggregateSpec {
     pub aggregate_names: Vec<String>,
     /// The input carries retractions, so accumulators must retract.
     pub input_updating: bool,
+    /// `table.exec.mini-batch.enabled`: fold the rows of one batch per key before emitting.
+    pub mini_batch: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -12,6 +12,8 @@ pub struct Settings {
     pub pipeline_name: Option<String>,
     /// `table.exec.state.ttl` (used by the state issue).
     pub state_ttl: Option<Duration>,
+    /// `table.exec.mini-batch.enabled` (default false, as in Flink).
+    pub mini_batch: bool,
     /// Every setting as written, for operators that read their own keys.
     pub raw: BTreeMap<String, String>,
 }
@@ -33,6 +35,20 @@ impl Settings {
                 (!d.is_zero()).then_some(d)
             }
         };
-        Ok(Settings { parallelism, pipeline_name: raw.get("pipeline.name").cloned(), state_ttl, raw: raw.clone() })
+        let mini_batch = match raw.get("table.exec.mini-batch.enabled").map(|v| v.trim().to_ascii_lowercase()) {
+            None => false,
+            Some(v) if v == "true" => true,
+            Some(v) if v == "false" => false,
+            Some(v) => {
+                return Err(format!("setting 'table.exec.mini-batch.enabled': expected 'true' or 'false', got '{v}'"))
+            }
+        };
+        Ok(Settings {
+            parallelism,
+            pipeline_name: raw.get("pipeline.name").cloned(),
+            state_ttl,
+            mini_batch,
+            raw: raw.clone(),
+        })
     }
 }

@@ -204,6 +204,7 @@ impl Builder<'_> {
                     aggregates,
                     filters,
                     input_updating,
+                    mini_batch: self.settings.mini_batch,
                 };
                 let edge = Edge { from: input, partitioning: Partitioning::Hash(keys) };
                 Ok(self.add(NodeKind::GroupAggregate(spec), vec![edge], parallelism, arrow_schema(a.schema.as_ref()), true))

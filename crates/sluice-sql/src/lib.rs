@@ -8,6 +8,7 @@ pub mod dialect;
 mod errors;
 pub mod functions;
 pub mod planner;
+mod rewrite;
 pub mod script;
 pub mod types;
 

@@ -128,6 +128,14 @@ struct Planner<'a> {
     defs: BTreeMap<String, TableDef>,
     views: BTreeSet<String>,
     inserts: Vec<PlannedInsert>,
+    /// (table, role) pairs whose connector options were already checked (reported at most once).
+    checked: BTreeSet<(String, Role)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Role {
+    Source,
+    Sink,
 }
 
 type Errors = Vec<SqlError>;
@@ -154,6 +162,7 @@ impl<'a> Planner<'a> {
             defs: BTreeMap::new(),
             views: BTreeSet::new(),
             inserts: Vec::new(),
+            checked: BTreeSet::new(),
         }
     }
 
@@ -190,7 +199,9 @@ impl<'a> Planner<'a> {
             return Ok(());
         }
         self.name_taken(&name, name_span).map_err(one)?;
-        let mut errors = Vec::new();
+        // Option errors are reported but do not stop the table from being defined, so that the
+        // statements using it are still checked (and do not report it as unknown).
+        let mut option_errors = Vec::new();
 
         // Options, with ${VAR} from the environment.
         let mut options = BTreeMap::new();
@@ -203,16 +214,23 @@ impl<'a> Planner<'a> {
                     }
                     options.insert(o.key.clone(), value);
                 }
-                Err(var) => errors.push(SqlError::at(
-                    o.value_span,
-                    format!("environment variable '{var}' is not set (used in option '{}' of table '{name}')", o.key),
-                )),
+                Err(var) => {
+                    // Keep the raw text so the option is not also reported as missing.
+                    options.insert(o.key.clone(), o.value.clone());
+                    option_errors.push(SqlError::at(
+                        o.value_span,
+                        format!(
+                            "environment variable '{var}' is not set (used in option '{}' of table '{name}')",
+                            o.key
+                        ),
+                    ));
+                }
             }
         }
         let connector = match options.remove("connector") {
             Some(c) => c,
             None => {
-                errors.push(SqlError::at(
+                option_errors.push(SqlError::at(
                     name_span,
                     format!(
                         "table '{name}' has no 'connector' option (known connectors: {})",
@@ -223,14 +241,18 @@ impl<'a> Planner<'a> {
             }
         };
         if !connector.is_empty() && !self.catalog.connectors().contains(&connector.as_str()) {
+            // Reported here once; the connector checks of later statements skip this table.
+            self.checked.insert((name.clone(), Role::Source));
+            self.checked.insert((name.clone(), Role::Sink));
             let span = def.options.iter().find(|o| o.key == "connector").map(|o| o.value_span).unwrap_or(name_span);
-            errors.push(SqlError::at(
+            option_errors.push(SqlError::at(
                 span,
                 format!("unknown connector '{connector}' (known: {})", self.catalog.connectors().join(", ")),
             ));
         }
 
         // Columns: connector columns first (physical + metadata), computed ones planned afterwards.
+        let mut errors = Vec::new();
         let mut seen = BTreeSet::new();
         let mut connector_fields = Vec::new();
         let mut metadata = Vec::new();
@@ -262,6 +284,7 @@ impl<'a> Planner<'a> {
             }
         }
         if !errors.is_empty() {
+            errors.extend(option_errors);
             return Err(errors);
         }
         let connector_schema = Arc::new(Schema::new(connector_fields));
@@ -317,7 +340,11 @@ impl<'a> Planner<'a> {
                 pos: Pos::from_location(name_span.start),
             },
         );
-        Ok(())
+        if option_errors.is_empty() {
+            Ok(())
+        } else {
+            Err(option_errors)
+        }
     }
 
     fn plan_watermark(
@@ -395,7 +422,8 @@ impl<'a> Planner<'a> {
         Ok(())
     }
 
-    fn plan_query(&self, query: Box<Query>, fallback: Option<Pos>) -> Result<LogicalPlan, SqlError> {
+    fn plan_query(&self, mut query: Box<Query>, fallback: Option<Pos>) -> Result<LogicalPlan, SqlError> {
+        crate::rewrite::name_expressions(&mut query);
         let stmt = DfStatement::Statement(Box::new(AstStatement::Query(query)));
         futures::executor::block_on(self.state.statement_to_plan(stmt)).map_err(|e| df_error(e, fallback))
     }
@@ -411,9 +439,11 @@ impl<'a> Planner<'a> {
         };
         let sink_spec = sink.spec.clone();
         let mut errors = Vec::new();
-        match self.catalog.check_sink(&sink_spec) {
-            Ok(caps) => self.tables.get_mut(&sink_name).expect("looked up above").sink_caps = Some(caps),
-            Err(e) => errors.push(self.connector_error(&sink_name, e)),
+        if self.checked.insert((sink_name.clone(), Role::Sink)) {
+            match self.catalog.check_sink(&sink_spec) {
+                Ok(caps) => self.tables.get_mut(&sink_name).expect("looked up above").sink_caps = Some(caps),
+                Err(e) => errors.push(self.connector_error(&sink_name, e)),
+            }
         }
         let plan = self
             .plan_query(insert.query, pos)
@@ -427,6 +457,9 @@ impl<'a> Planner<'a> {
             }
         };
         for source in scanned_tables(&plan) {
+            if !self.checked.insert((source.clone(), Role::Source)) {
+                continue;
+            }
             let spec = &self.tables[&source].spec;
             match self.catalog.check_source(spec) {
                 Ok(caps) => self.tables.get_mut(&source).expect("scanned table exists").source_caps = Some(caps),

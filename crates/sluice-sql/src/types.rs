@@ -146,7 +146,8 @@ impl TypeParser {
                     if let Token::SingleQuotedString(_) = p.peek_token().token {
                         p.next_token();
                     }
-                    if !p.consume_token(&Token::Comma) {
+                    // A `>>` that closed a nested type also closes this ROW.
+                    if self.pending_gt > 0 || !p.consume_token(&Token::Comma) {
                         break;
                     }
                 }
@@ -277,7 +278,11 @@ mod tests {
     fn nested_types_close_with_shift_right() {
         let t = parse("ARRAY<MAP<STRING, ARRAY<INT>>>").data_type;
         assert!(matches!(t, DataType::List(_)));
-        let t = parse("ROW<device STRING, `os` ROW<name STRING, v INT>>").data_type;
+        let mut p = Parser::new(&FlinkDialect)
+            .try_with_sql("ROW<device STRING, `os` ROW<name STRING, v INT>>, next INT")
+            .unwrap();
+        let t = parse_type(&mut p).unwrap().data_type;
+        assert_eq!(p.next_token().token, Token::Comma, "the type ends at its closing '>>'");
         match t {
             DataType::Struct(f) => {
                 assert_eq!(f[0].name(), "device");

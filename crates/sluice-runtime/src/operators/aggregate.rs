@@ -3,6 +3,10 @@
 //! last row of the group was retracted. Unchanged results emit nothing. Accumulators are DataFusion's
 //! (`update_batch`, `retract_batch` for updating input).
 //!
+//! By default every input row produces its own update, as Flink does. With
+//! `SET 'table.exec.mini-batch.enabled' = 'true'` the rows of one input batch are folded per key
+//! first and only the net change is emitted (Flink's mini-batch aggregation), which is much faster.
+//!
 //! State is a map from the row-encoded key to the group's accumulators; the state issue moves it into
 //! runtime-owned state tables.
 
@@ -103,10 +107,16 @@ impl Operator for GroupAggregate {
         let mut index: HashMap<&[u8], usize> = HashMap::new();
         for row in 0..n {
             let key = rows.row(row);
-            let slot = *index.entry(key.data()).or_insert_with(|| {
+            let slot = if self.spec.mini_batch {
+                *index.entry(key.data()).or_insert_with(|| {
+                    order.push((key.data().into(), Vec::new(), Vec::new(), row));
+                    order.len() - 1
+                })
+            } else {
+                // Flink's default: every input row is applied and its update emitted on its own.
                 order.push((key.data().into(), Vec::new(), Vec::new(), row));
                 order.len() - 1
-            });
+            };
             if batch.kind(row).is_addition() {
                 order[slot].1.push(row as u32);
             } else {

@@ -1,0 +1,69 @@
+//! Runs every golden SQL case in `tests/golden` (see `sluice-testkit` for the format).
+
+use sluice_testkit::{check, GoldenEnv};
+use std::path::{Path, PathBuf};
+
+fn env() -> GoldenEnv {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    GoldenEnv {
+        binary: PathBuf::from(env!("CARGO_BIN_EXE_sluice")),
+        data: root.join("tests/golden/data"),
+        examples: root.join("../../examples").canonicalize().expect("examples folder"),
+    }
+}
+
+#[test]
+fn golden_cases() {
+    let env = env();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("golden dir")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "sql"))
+        .collect();
+    cases.sort();
+    assert!(!cases.is_empty(), "no golden cases found");
+    let mut failures = Vec::new();
+    for case in &cases {
+        let err_file = case.with_extension("err");
+        let out_file = case.with_extension("out");
+        let is_error_case = case.file_name().is_some_and(|n| n.to_string_lossy().starts_with("err_"));
+        if is_error_case {
+            let p = env.validate(case);
+            if p.exit_code != Some(1) {
+                failures.push(format!("{}: expected exit 1 from validate, got {:?}", case.display(), p.exit_code));
+            }
+            if let Err(e) = check(&err_file, &p.text) {
+                failures.push(e);
+            }
+            continue;
+        }
+        let sql = std::fs::read_to_string(case).expect("read case");
+        let p1 = env.run(case, 1, false);
+        if p1.exit_code != Some(0) {
+            failures.push(format!("{}: run failed with {:?}:\n{}", case.display(), p1.exit_code, p1.stderr));
+            continue;
+        }
+        if let Err(e) = check(&out_file, &p1.text) {
+            failures.push(e);
+            continue;
+        }
+        if !sql.starts_with("-- golden: parallelism 1 only") {
+            let p2 = env.run(case, 2, true);
+            let mut want: Vec<String> = p1.text.lines().filter(|l| !l.starts_with("# ")).map(String::from).collect();
+            let mut got: Vec<String> = p2.text.lines().filter(|l| !l.starts_with("# ")).map(String::from).collect();
+            want.sort();
+            got.sort();
+            if p2.exit_code != Some(0) || want != got {
+                failures.push(format!(
+                    "{}: parallelism 2 gives other rows than parallelism 1:\n{}\n{}",
+                    case.display(),
+                    p2.text,
+                    p2.stderr
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} of {} golden cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
+}
