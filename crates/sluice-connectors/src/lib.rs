@@ -71,15 +71,26 @@ impl ConnectorCatalog for Connectors {
 }
 
 impl ConnectorRegistry for Connectors {
-    fn create_source(&self, spec: &TableSpec, _init: &SourceInit) -> Result<Box<dyn Source>, SluiceError> {
+    fn create_sources(&self, spec: &TableSpec, init: &SourceInit) -> Result<Vec<Box<dyn Source>>, SluiceError> {
+        let n = init.parallelism;
         match spec.connector.as_str() {
             "filesystem" => {
                 let c = filesystem::FileSourceConfig::from_spec(spec).map_err(|e| config_error(spec, e))?;
-                Ok(Box::new(filesystem::FileSource::new(c)))
+                let c = match &init.projection {
+                    Some(p) => c.project(p)?,
+                    None => c,
+                };
+                let assignments = filesystem::assign_splits(&c.path, n)?;
+                Ok(assignments
+                    .into_iter()
+                    .map(|splits| Box::new(filesystem::FileSource::new(c.clone(), splits)) as _)
+                    .collect())
             }
             "datagen" => {
                 let c = datagen::DatagenConfig::from_spec(spec).map_err(|e| config_error(spec, e))?;
-                Ok(Box::new(datagen::DatagenSource::new(c)))
+                Ok((0..n)
+                    .map(|_| Box::new(datagen::DatagenSource::new(c.clone(), init.projection.clone())) as _)
+                    .collect())
             }
             other => Err(SluiceError::user(format!("connector '{other}' cannot be read"))),
         }

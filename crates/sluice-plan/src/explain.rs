@@ -36,11 +36,18 @@ fn render(graph: &StreamGraph, id: NodeId, via: Option<&Edge>, indent: &str, out
     };
     let mode = if n.updating { "updating" } else { "append-only" };
     let detail = match &n.kind {
-        NodeKind::Source { spec, caps } => format!(
-            "Source: {} [{}] {}{}",
+        NodeKind::Source { spec, caps, projection } => format!(
+            "Source: {} [{}] {}{}{}",
             spec.name,
             spec.connector,
             options(spec),
+            match projection {
+                Some(_) => {
+                    let names: Vec<&str> = n.schema.fields().iter().map(|f| f.name().as_str()).collect();
+                    format!(" columns=[{}]", names.join(", "))
+                }
+                None => String::new(),
+            },
             if caps.bounded { " bounded" } else { " unbounded" }
         ),
         NodeKind::Sink { spec, caps } => format!(

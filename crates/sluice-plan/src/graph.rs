@@ -45,6 +45,8 @@ pub enum NodeKind {
     Source {
         spec: TableSpec,
         caps: SourceCaps,
+        /// Indices of the connector columns the source produces (all when `None`): projection pushdown.
+        projection: Option<Vec<usize>>,
     },
     /// Computes one column per expression.
     Project {

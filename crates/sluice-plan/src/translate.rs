@@ -120,30 +120,29 @@ impl Builder<'_> {
                 let Some(table) = provider.downcast_ref::<StreamTable>() else {
                     return Err(self.err(format!("table '{}' is not a streaming table", scan.table_name)));
                 };
-                let spec = table.spec.clone();
-                let caps = self.pipeline.tables[&spec.name].source_caps.expect("planner checked every scanned table");
-                let parallelism = match spec.options.get("scan.parallelism") {
-                    Some(p) => p.parse().map_err(|_| self.err(format!("table '{}': option 'scan.parallelism' must be a positive integer, got '{p}'", spec.name)))?,
-                    None => self.settings.parallelism,
-                };
-                let schema = spec.connector_schema.clone();
-                let mut id = self.add(NodeKind::Source { spec, caps }, vec![], parallelism, schema.clone(), false);
-                if let Some(proj) = &scan.projection {
-                    let identity = proj.len() == schema.fields().len() && proj.iter().enumerate().all(|(i, p)| i == *p);
-                    if !identity {
-                        let exprs: Vec<Arc<dyn PhysicalExpr>> = proj
-                            .iter()
-                            .map(|&i| Arc::new(datafusion::physical_expr::expressions::Column::new(schema.field(i).name(), i)) as _)
-                            .collect();
-                        let display = proj.iter().map(|&i| schema.field(i).name().clone()).collect();
-                        let out = Arc::new(schema.project(proj).map_err(|e| self.err(e.to_string()))?);
-                        id = self.add(NodeKind::Project { exprs, display }, vec![Edge { from: id, partitioning: Partitioning::Forward }], parallelism, out, false);
-                    }
-                }
                 if !scan.filters.is_empty() {
                     return Err(self.err("internal: filters were pushed into a streaming scan"));
                 }
-                Ok(id)
+                let spec = table.spec.clone();
+                let caps = self.pipeline.tables[&spec.name].source_caps.expect("planner checked every scanned table");
+                let parallelism = match spec.options.get("scan.parallelism") {
+                    Some(p) => p.parse().map_err(|_| {
+                        self.err(format!(
+                            "table '{}': option 'scan.parallelism' must be a positive integer, got '{p}'",
+                            spec.name
+                        ))
+                    })?,
+                    None => self.settings.parallelism,
+                };
+                // The source produces only the columns the query reads (projection pushdown).
+                let full = spec.connector_schema.clone();
+                let identity = |p: &Vec<usize>| p.len() == full.fields().len() && p.iter().enumerate().all(|(i, c)| i == *c);
+                let projection = scan.projection.clone().filter(|p| !identity(p));
+                let schema = match &projection {
+                    Some(p) => Arc::new(full.project(p).map_err(|e| self.err(e.to_string()))?),
+                    None => full,
+                };
+                Ok(self.add(NodeKind::Source { spec, caps, projection }, vec![], parallelism, schema, false))
             }
             LogicalPlan::Projection(p) => {
                 let input = self.node(&p.input)?;
@@ -164,9 +163,12 @@ impl Builder<'_> {
             LogicalPlan::SubqueryAlias(a) => self.node(&a.input),
             LogicalPlan::Union(u) => {
                 let inputs = u.inputs.iter().map(|i| self.node(i)).collect::<Result<Vec<_>, _>>()?;
-                let par = self.settings.parallelism;
-                let edges = inputs.iter().map(|&i| self.edge_to(i, par)).collect();
                 let updating = inputs.iter().any(|&i| self.graph.nodes[i].updating);
+                // Round-robin would reorder the changes of one key across subtasks: an updating
+                // input whose parallelism differs is merged into a single subtask instead.
+                let differs = inputs.iter().any(|&i| self.graph.nodes[i].parallelism != self.settings.parallelism);
+                let par = if updating && differs { 1 } else { self.settings.parallelism };
+                let edges = inputs.iter().map(|&i| self.edge_to(i, par)).collect();
                 Ok(self.add(NodeKind::Union, edges, par, arrow_schema(u.schema.as_ref()), updating))
             }
             LogicalPlan::Aggregate(a) => {

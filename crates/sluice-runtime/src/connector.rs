@@ -8,11 +8,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio::sync::watch;
 
-/// What a source subtask is told when it is created.
+/// What a connector is told when it creates the subtasks of a source.
 #[derive(Debug, Clone)]
 pub struct SourceInit {
-    pub subtask: usize,
+    /// How many subtasks to create.
     pub parallelism: usize,
+    /// Indices of the connector columns to produce, in this order (`None`: all).
+    pub projection: Option<Vec<usize>>,
     pub settings: BTreeMap<String, String>,
 }
 
@@ -26,7 +28,9 @@ pub struct SinkInit {
 
 /// Builds connector instances. Implemented by `sluice-connectors`.
 pub trait ConnectorRegistry: Send + Sync {
-    fn create_source(&self, spec: &TableSpec, init: &SourceInit) -> Result<Box<dyn Source>, SluiceError>;
+    /// One source per subtask (`init.parallelism` of them), created together so the connector can
+    /// divide its input once.
+    fn create_sources(&self, spec: &TableSpec, init: &SourceInit) -> Result<Vec<Box<dyn Source>>, SluiceError>;
     fn create_sink(&self, spec: &TableSpec, init: &SinkInit) -> Result<Box<dyn Sink>, SluiceError>;
 }
 

@@ -9,7 +9,7 @@
 //! A failing task stops the sources and aborts the rest; the first real error is returned.
 
 use crate::connector::{ConnectorRegistry, SinkInit, SourceContext, SourceInit};
-use crate::exchange::{ChainHead, GateEvent, InputGate, Output, Route, Tail, DOWNSTREAM_CLOSED};
+use crate::exchange::{ChainHead, GateEvent, InputGate, Output, Route, Tail, PEER_STOPPED};
 use crate::metrics::Metrics;
 use crate::operators;
 use sluice_common::{Message, SluiceError};
@@ -120,6 +120,30 @@ pub async fn run_graph(
     for chain in &chains {
         let head = &graph.nodes[chain[0]];
         let last = &graph.nodes[*chain.last().expect("chains are not empty")];
+        // All subtasks of a source are created in one call so the connector can divide the
+        // input once (Flink's split enumerator).
+        let mut sources = match &head.kind {
+            NodeKind::Source { spec, projection, .. } => {
+                let init = SourceInit {
+                    parallelism: head.parallelism,
+                    projection: projection.clone(),
+                    settings: settings.clone(),
+                };
+                let created = registry
+                    .create_sources(spec, &init)
+                    .map_err(|e| e.in_operator(format!("source '{}'", spec.name)))?;
+                if created.len() != head.parallelism {
+                    return Err(SluiceError::internal(format!(
+                        "connector '{}' created {} source subtasks, expected {}",
+                        spec.connector,
+                        created.len(),
+                        head.parallelism
+                    )));
+                }
+                created.into_iter().map(Some).collect()
+            }
+            _ => Vec::new(),
+        };
         for subtask in 0..head.parallelism {
             let mut ops = Vec::new();
             for &id in chain {
@@ -140,9 +164,8 @@ pub async fn run_graph(
             let chain_head = ChainHead { ops, tail };
             match &head.kind {
                 NodeKind::Source { spec, .. } => {
-                    let init = SourceInit { subtask, parallelism: head.parallelism, settings: settings.clone() };
                     let name = format!("source '{}'", spec.name);
-                    let mut source = registry.create_source(spec, &init).map_err(|e| e.in_operator(name.clone()))?;
+                    let mut source = sources[subtask].take().expect("one source per subtask");
                     let mut ctx = SourceContext {
                         head: chain_head,
                         metrics: metrics.table(&spec.name),
@@ -171,9 +194,8 @@ pub async fn run_graph(
             Err(e) => Err(SluiceError::internal(format!("a task panicked: {e}"))),
         };
         if let Err(e) = result {
-            let secondary = e.message == DOWNSTREAM_CLOSED;
-            if first_error.is_none()
-                || (!secondary && first_error.as_ref().is_some_and(|f| f.message == DOWNSTREAM_CLOSED))
+            let secondary = e.message == PEER_STOPPED;
+            if first_error.is_none() || (!secondary && first_error.as_ref().is_some_and(|f| f.message == PEER_STOPPED))
             {
                 first_error = Some(e);
             }
@@ -196,6 +218,8 @@ async fn run_task(mut gate: InputGate, mut head: ChainHead) -> Result<(), Sluice
             GateEvent::Watermark(w) => head.watermark(w).await?,
             GateEvent::Barrier(b) => head.barrier(b).await?,
             GateEvent::End => return head.end().await,
+            // Finishing now would commit partial output; the upstream error is what gets reported.
+            GateEvent::UpstreamFailed => return Err(SluiceError::internal(PEER_STOPPED)),
         }
     }
 }

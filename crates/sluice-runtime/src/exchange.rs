@@ -11,17 +11,18 @@ use datafusion::arrow::array::UInt32Array;
 use datafusion::common::hash_utils::create_hashes;
 use datafusion::physical_expr::PhysicalExpr;
 use sluice_common::{Barrier, Message, SluiceError, StreamBatch, Watermark};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::poll_fn;
 use std::sync::Arc;
 use std::task::Poll;
 use tokio::sync::mpsc;
 
-/// Message of the error a task gets when its downstream task is gone (because that one failed).
-pub(crate) const DOWNSTREAM_CLOSED: &str = "downstream task stopped";
+/// Message of the error a task gets when a task it exchanges data with is gone (because that one
+/// failed): a consequence, never the error reported to the user when a real one exists.
+pub(crate) const PEER_STOPPED: &str = "a connected task stopped";
 
 fn closed() -> SluiceError {
-    SluiceError::internal(DOWNSTREAM_CLOSED)
+    SluiceError::internal(PEER_STOPPED)
 }
 
 pub(crate) enum Route {
@@ -204,9 +205,11 @@ impl ChainHead {
 pub(crate) enum GateEvent {
     Batch(StreamBatch),
     Watermark(Watermark),
-    /// Delivered once every input has passed the barrier (alignment without blocking for now).
+    /// Delivered once every live input has passed the barrier (alignment without blocking for now).
     Barrier(Barrier),
     End,
+    /// An input closed without end-of-stream: its task failed. The task must not finish its output.
+    UpstreamFailed,
 }
 
 /// Merges the input channels of one subtask.
@@ -214,7 +217,8 @@ pub(crate) struct InputGate {
     inputs: Vec<Option<mpsc::Receiver<Message>>>,
     watermarks: Vec<i64>,
     current: i64,
-    barriers: HashMap<u64, usize>,
+    /// For each checkpoint in flight, the inputs that delivered its barrier.
+    barriers: HashMap<u64, HashSet<usize>>,
     next: usize,
 }
 
@@ -263,26 +267,36 @@ impl InputGate {
                     }
                 }
                 Some(Message::Barrier(b)) => {
-                    let seen = self.barriers.entry(b.checkpoint_id).or_insert(0);
-                    *seen += 1;
-                    if *seen >= self.live() {
-                        self.barriers.remove(&b.checkpoint_id);
+                    self.barriers.entry(b.checkpoint_id).or_default().insert(i);
+                    if let Some(b) = self.complete_barrier() {
                         return GateEvent::Barrier(b);
                     }
                 }
-                Some(Message::End) | None => {
-                    // A closed channel without End means the upstream task failed; the engine
-                    // reports that failure, here the input simply ends.
+                Some(Message::End) => {
                     self.inputs[i] = None;
                     self.watermarks[i] = i64::MAX;
                     if self.live() > 0 {
+                        if let Some(b) = self.complete_barrier() {
+                            return GateEvent::Barrier(b);
+                        }
                         if let Some(wm) = self.advance() {
                             return GateEvent::Watermark(wm);
                         }
                     }
                 }
+                // The sender was dropped without End: the upstream task failed.
+                None => return GateEvent::UpstreamFailed,
             }
         }
+    }
+
+    /// The oldest checkpoint whose barrier every live input has delivered, if any.
+    fn complete_barrier(&mut self) -> Option<Barrier> {
+        let live: Vec<usize> = (0..self.inputs.len()).filter(|&i| self.inputs[i].is_some()).collect();
+        let id =
+            self.barriers.iter().filter(|(_, seen)| live.iter().all(|i| seen.contains(i))).map(|(id, _)| *id).min()?;
+        self.barriers.remove(&id);
+        Some(Barrier { checkpoint_id: id })
     }
 
     /// The combined watermark is the minimum over live inputs; returns it when it moved forward.

@@ -28,9 +28,14 @@ pub fn register(state: &mut SessionState) {
         ScalarUDF::from(ToTimestampLtz::new()),
         ScalarUDF::from(JsonValue::new()),
         ScalarUDF::from(Proctime::new()),
+        ScalarUDF::from(ToTimestamp::new()),
+        ScalarUDF::from(If::new()),
     ] {
         state.register_udf(Arc::new(udf)).expect("registering a UDF cannot fail");
     }
+    state
+        .register_udaf(Arc::new(datafusion::logical_expr::AggregateUDF::from(crate::aggregates::FlinkAvg::new())))
+        .expect("registering a UDAF cannot fail");
 }
 
 /// `CAST(x AS TIMESTAMP_LTZ(3))`, `CAST(x AS BYTES)`.
@@ -517,6 +522,129 @@ impl ScalarUDFImpl for Proctime {
         let now = chrono::Utc::now().timestamp_millis();
         let a = TimestampMillisecondArray::from_value(now, args.number_rows).with_timezone(LTZ_ZONE);
         Ok(ColumnarValue::Array(Arc::new(a)))
+    }
+}
+
+// ---------------------------------------------------------------- TO_TIMESTAMP
+
+/// Flink's `TO_TIMESTAMP(string [, format])`: parses with a Java date pattern (default
+/// `yyyy-MM-dd HH:mm:ss`) into `TIMESTAMP(3)`; NULL when the text does not match, as in Flink.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct ToTimestamp {
+    signature: Signature,
+}
+
+impl ToTimestamp {
+    fn new() -> Self {
+        ToTimestamp {
+            signature: Signature::one_of(vec![TypeSignature::Any(1), TypeSignature::Any(2)], Volatility::Immutable),
+        }
+    }
+}
+
+fn parse_timestamp(text: &str, chrono_fmt: &str) -> Option<i64> {
+    use chrono::{NaiveDate, NaiveDateTime};
+    let text = text.trim();
+    if let Ok(t) = NaiveDateTime::parse_from_str(text, chrono_fmt) {
+        return Some(t.and_utc().timestamp_millis());
+    }
+    // Date-only patterns such as 'yyyy-MM-dd' mean midnight.
+    NaiveDate::parse_from_str(text, chrono_fmt)
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc().timestamp_millis())
+}
+
+impl ScalarUDFImpl for ToTimestamp {
+    udf_boilerplate!("to_timestamp");
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Timestamp(TimeUnit::Millisecond, None))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let a = arrays(&args)?;
+        let text = cast(&a[0], &DataType::Utf8)?;
+        let text = text.as_string::<i32>();
+        let fmt = match a.get(1) {
+            Some(f) => Some(cast(f, &DataType::Utf8)?),
+            None => None,
+        };
+        let mut cached: Option<(String, String)> = None;
+        let out: TimestampMillisecondArray = (0..text.len())
+            .map(|row| {
+                if text.is_null(row) {
+                    return None;
+                }
+                let java = match &fmt {
+                    Some(f) if f.is_null(row) => return None,
+                    Some(f) => f.as_string::<i32>().value(row),
+                    None => "yyyy-MM-dd HH:mm:ss",
+                };
+                if cached.as_ref().is_none_or(|(j, _)| j != java) {
+                    cached = Some((java.to_string(), java_to_chrono(java)));
+                }
+                let chrono_fmt = &cached.as_ref().expect("set above").1;
+                let value = text.value(row);
+                // Flink's default pattern also accepts a fraction of a second.
+                parse_timestamp(value, chrono_fmt).or_else(|| {
+                    if fmt.is_none() {
+                        parse_timestamp(value, "%Y-%m-%d %H:%M:%S%.f")
+                    } else {
+                        None
+                    }
+                })
+            })
+            .collect();
+        Ok(ColumnarValue::Array(Arc::new(out)))
+    }
+}
+
+// ---------------------------------------------------------------- IF
+
+/// Flink's `IF(condition, then, else)`.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct If {
+    signature: Signature,
+}
+
+impl If {
+    fn new() -> Self {
+        If { signature: Signature::user_defined(Volatility::Immutable) }
+    }
+}
+
+impl ScalarUDFImpl for If {
+    udf_boilerplate!("if");
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        if arg_types.len() != 3 {
+            return plan_err!("IF takes three arguments: IF(condition, value_if_true, value_if_false)");
+        }
+        let common = datafusion::logical_expr::type_coercion::binary::comparison_coercion(&arg_types[1], &arg_types[2])
+            .or_else(|| if arg_types[1].is_null() { Some(arg_types[2].clone()) } else { None })
+            .or_else(|| if arg_types[2].is_null() { Some(arg_types[1].clone()) } else { None });
+        match common {
+            Some(t) => Ok(vec![DataType::Boolean, t.clone(), t]),
+            None => plan_err!(
+                "IF: the two values have incompatible types {} and {}",
+                sluice_common::flink_type_name(&arg_types[1]),
+                sluice_common::flink_type_name(&arg_types[2])
+            ),
+        }
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        Ok(arg_types[1].clone())
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let a = arrays(&args)?;
+        let cond = a[0].as_boolean();
+        // NULL conditions choose the else branch, as in SQL's CASE.
+        let mask =
+            if cond.null_count() > 0 { datafusion::arrow::compute::prep_null_mask_filter(cond) } else { cond.clone() };
+        Ok(ColumnarValue::Array(datafusion::arrow::compute::kernels::zip::zip(&mask, &a[1], &a[2])?))
     }
 }
 

@@ -1,11 +1,13 @@
 //! SQL text -> validated logical plans. Flink's dialect on upstream sqlparser (own `CREATE TABLE`
 //! parsing, statement splitting) and DataFusion for planning queries; errors carry `LINE:COL`.
 
+mod aggregates;
 pub mod catalog;
 pub mod ddl;
 pub mod diagnostics;
 pub mod dialect;
 mod errors;
+pub mod flink_types;
 pub mod functions;
 pub mod planner;
 mod rewrite;

@@ -428,6 +428,16 @@ impl<'a> Planner<'a> {
         futures::executor::block_on(self.state.statement_to_plan(stmt)).map_err(|e| df_error(e, fallback))
     }
 
+    /// DataFusion's analysis (views inlined, types coerced), then Flink's decimal result types.
+    fn analyze(&self, plan: LogicalPlan, pos: Option<Pos>) -> Result<LogicalPlan, SqlError> {
+        let analyzed = self
+            .state
+            .analyzer()
+            .execute_and_check(plan, self.state.config_options(), |_, _| {})
+            .map_err(|e| df_error(e, pos))?;
+        crate::flink_types::apply(analyzed).map_err(|e| df_error(e, pos))
+    }
+
     /// Plans one INSERT. The sink's options and the query are checked independently so that both
     /// kinds of error are reported at once.
     fn insert(&mut self, insert: InsertDef) -> Result<(), Errors> {
@@ -447,6 +457,7 @@ impl<'a> Planner<'a> {
         }
         let plan = self
             .plan_query(insert.query, pos)
+            .and_then(|plan| self.analyze(plan, pos))
             .and_then(|plan| self.cast_to_sink(plan, &sink_spec, &insert.columns, sink_span))
             .and_then(|plan| self.state.optimize(&plan).map_err(|e| df_error(e, pos)));
         let plan = match plan {

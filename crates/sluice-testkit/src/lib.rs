@@ -4,8 +4,9 @@
 //!
 //! In the SQL, `${DATA}` is the golden data folder, `${EXAMPLES}` the repository's `examples/`
 //! folder and `${OUT}` a fresh temporary folder. Each `.out` case runs at parallelism 1 (rows
-//! compared in order) and, unless its first line is `-- golden: parallelism 1 only`, at parallelism 2
-//! (rows compared sorted). `SLUICE_GOLDEN=overwrite` rewrites expectations for review.
+//! compared in order, or sorted when the file has a line `-- golden: unordered`) and, unless its first
+//! line is `-- golden: parallelism 1 only`, at parallelism 2 (rows compared sorted).
+//! `SLUICE_GOLDEN=overwrite` rewrites expectations for review.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -59,6 +60,9 @@ impl GoldenEnv {
         if sorted {
             stdout.sort();
             files.sort();
+        } else {
+            // Sinks print concurrently: keep each sink's order, group the sinks (stable sort).
+            stdout.sort_by_key(|l| l.split_once("> ").map(|(id, _)| id.to_string()).unwrap_or_default());
         }
         let mut text = String::new();
         if !stdout.is_empty() {

@@ -13,10 +13,14 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 /// Runs real-time pipelines written in Flink SQL, from one binary.
-///
-/// Exit codes: 0 success, 1 invalid SQL or options, 2 bad command line, 3 the pipeline failed.
 #[derive(Parser, Debug)]
-#[command(name = "sluice", version, about, long_about = None)]
+#[command(
+    name = "sluice",
+    version,
+    about,
+    long_about = None,
+    after_help = "Exit codes: 0 success, 1 invalid SQL or options, 2 bad command line, 3 the pipeline failed."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

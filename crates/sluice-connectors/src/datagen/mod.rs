@@ -150,12 +150,13 @@ fn supported(t: &DataType) -> bool {
 
 pub struct DatagenSource {
     config: DatagenConfig,
+    projection: Option<Vec<usize>>,
     rng: SmallRng,
 }
 
 impl DatagenSource {
-    pub fn new(config: DatagenConfig) -> Self {
-        DatagenSource { config, rng: SmallRng::from_rng(&mut rand::rng()) }
+    pub fn new(config: DatagenConfig, projection: Option<Vec<usize>>) -> Self {
+        DatagenSource { config, projection, rng: SmallRng::from_rng(&mut rand::rng()) }
     }
 
     /// Builds rows `[from, to)` of this subtask's share (sequence values are `start + index`).
@@ -240,6 +241,10 @@ impl Source for DatagenSource {
             }
             let to = (next + batch_rows).min(last);
             let batch = self.batch(next, to)?;
+            let batch = match &self.projection {
+                Some(p) => batch.project(p)?,
+                None => batch,
+            };
             ctx.emit(StreamBatch::append_only(batch)).await?;
             next = to;
             // Pace to the rate: rows so far should have taken (rows / rate) seconds.

@@ -5,7 +5,7 @@ mod sink;
 mod source;
 
 pub use sink::{FileSink, FileSinkConfig};
-pub use source::{FileSource, FileSourceConfig};
+pub use source::{assign_splits, FileSource, FileSourceConfig, Split};
 
 use crate::format::JsonDecodeOptions;
 use sluice_common::{ConnectorError, OptionBag, TableSpec};

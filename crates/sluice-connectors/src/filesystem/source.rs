@@ -73,8 +73,26 @@ impl FileSourceConfig {
     }
 }
 
+impl FileSourceConfig {
+    /// Only the connector columns at `indices`, in that order (projection pushdown: fields that are
+    /// not read are not decoded).
+    pub fn project(self, indices: &[usize]) -> Result<Self, SluiceError> {
+        let output = Arc::new(self.output.project(indices)?);
+        let columns: Vec<Option<String>> = indices.iter().map(|&i| self.columns[i].clone()).collect();
+        let physical = output
+            .fields()
+            .iter()
+            .zip(&columns)
+            .filter(|(_, c)| c.is_none())
+            .map(|(f, _)| f.as_ref().clone())
+            .collect::<Vec<_>>();
+        Ok(FileSourceConfig { physical: Arc::new(Schema::new(physical)), output, columns, ..self })
+    }
+}
+
+/// A byte range of one file, read by one subtask.
 #[derive(Debug, Clone)]
-struct Split {
+pub struct Split {
     file: PathBuf,
     start: u64,
     end: u64,
@@ -143,15 +161,26 @@ fn splits(files: &[PathBuf], parallelism: usize) -> Result<Vec<Split>, SluiceErr
     Ok(out)
 }
 
+/// Lists the input once and deals its splits round-robin to `parallelism` subtasks.
+pub fn assign_splits(path: &Path, parallelism: usize) -> Result<Vec<Vec<Split>>, SluiceError> {
+    let files = list_files(path)?;
+    let mut out = vec![Vec::new(); parallelism.max(1)];
+    for (i, split) in splits(&files, parallelism)?.into_iter().enumerate() {
+        out[i % parallelism.max(1)].push(split);
+    }
+    Ok(out)
+}
+
 pub struct FileSource {
     config: FileSourceConfig,
+    splits: Vec<Split>,
     decoder: JsonLineDecoder,
 }
 
 impl FileSource {
-    pub fn new(config: FileSourceConfig) -> Self {
+    pub fn new(config: FileSourceConfig, splits: Vec<Split>) -> Self {
         let decoder = JsonLineDecoder::new(config.physical.clone(), &config.json);
-        FileSource { config, decoder }
+        FileSource { config, splits, decoder }
     }
 
     async fn read_split(&mut self, split: &Split, ctx: &mut SourceContext) -> Result<(), SluiceError> {
@@ -235,7 +264,12 @@ impl FileSource {
             if !bad.is_empty() {
                 let first_line = match line_no {
                     Some(n) => n,
-                    None => count_lines_before(&split.file, pos)? + 1,
+                    None => {
+                        // Counted once per split; kept up to date from here on.
+                        let n = count_lines_before(&split.file, pos)? + 1;
+                        line_no = Some(n);
+                        n
+                    }
                 };
                 for b in &bad {
                     let place = format!("{}:{}", split.file.display(), first_line + b.index as u64);
@@ -271,7 +305,8 @@ impl FileSource {
 
     fn with_metadata(&self, physical: RecordBatch, split: &Split) -> Result<RecordBatch, SluiceError> {
         if self.config.columns.iter().all(|c| c.is_none()) {
-            return Ok(physical);
+            // Same columns; the output schema may differ in nullability only.
+            return Ok(physical.with_schema(self.config.output.clone())?);
         }
         let n = physical.num_rows();
         let mut next_physical = 0;
@@ -324,11 +359,8 @@ fn count_lines_before(path: &Path, offset: u64) -> Result<u64, SluiceError> {
 #[async_trait::async_trait]
 impl Source for FileSource {
     async fn run(&mut self, ctx: &mut SourceContext) -> Result<(), SluiceError> {
-        let files = list_files(&self.config.path)?;
-        let all = splits(&files, ctx.parallelism)?;
-        let mine: Vec<Split> =
-            all.into_iter().enumerate().filter(|(i, _)| i % ctx.parallelism == ctx.subtask).map(|(_, s)| s).collect();
-        for split in &mine {
+        let splits = std::mem::take(&mut self.splits);
+        for split in &splits {
             self.read_split(split, ctx).await?;
             if ctx.should_stop() {
                 break;

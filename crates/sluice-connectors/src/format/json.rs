@@ -103,24 +103,17 @@ impl JsonLineDecoder {
         let mut bad = Vec::new();
         for (i, &(start, end)) in lines.iter().enumerate() {
             let line = &buf[start..end];
-            if line.iter().all(u8::is_ascii_whitespace) {
+            if is_blank(line) {
                 continue;
             }
-            self.decoder = build(&self.decode_schema);
-            let result = self.decoder.decode(line).and_then(|n| {
-                if n < line.len() && !line[n..].iter().all(u8::is_ascii_whitespace) {
-                    Err(arrow::error::ArrowError::JsonError("more than one JSON value on the line".into()))
-                } else {
-                    self.decoder.flush()
+            match self.decode_one(line) {
+                Ok(b) => good.push(b),
+                Err(reason) => {
+                    self.decoder = build(&self.decode_schema);
+                    bad.push(BadLine { index: i, reason });
                 }
-            });
-            match result {
-                Ok(Some(b)) if b.num_rows() == 1 => good.push(b),
-                Ok(_) => bad.push(BadLine { index: i, reason: "not a JSON object".into() }),
-                Err(e) => bad.push(BadLine { index: i, reason: clean_reason(&e.to_string()) }),
             }
         }
-        self.decoder = build(&self.decode_schema);
         let batch = if good.is_empty() {
             RecordBatch::new_empty(self.schema.clone())
         } else {
@@ -131,34 +124,57 @@ impl JsonLineDecoder {
         (batch, bad)
     }
 
+    /// Exactly one JSON object from `line` as a one-row batch, or why not.
+    fn decode_one(&mut self, line: &[u8]) -> Result<RecordBatch, String> {
+        let n = self.decoder.decode(line).map_err(|e| clean_reason(&e.to_string()))?;
+        if self.decoder.has_partial_record() {
+            return Err("the JSON value is not complete".into());
+        }
+        if n < line.len() && !is_blank(&line[n..]) || self.decoder.len() != 1 {
+            return Err("expected exactly one JSON object on the line".into());
+        }
+        match self.decoder.flush() {
+            Ok(Some(b)) if b.num_rows() == 1 => Ok(b),
+            Ok(_) => Err("not a JSON object".into()),
+            Err(e) => Err(clean_reason(&e.to_string())),
+        }
+    }
+
+    /// Fast path: every line into one decoder, checking after each that it held exactly one complete
+    /// object; one flush for the chunk. `None` when any line is bad (the decoder is then rebuilt).
     fn try_decode(&mut self, buf: &[u8], lines: &[(usize, usize)]) -> Option<RecordBatch> {
-        let (Some(first), Some(last)) = (lines.first(), lines.last()) else {
-            return Some(RecordBatch::new_empty(self.schema.clone()));
-        };
-        let bytes = &buf[first.0..last.1];
-        let ok = match self.decoder.decode(bytes) {
-            Ok(n) if n == bytes.len() => true,
-            _ => false,
-        };
-        let result = if ok { self.decoder.flush().ok().flatten() } else { None };
-        match result {
-            // A line holding two objects would make more rows than lines: treat as an error.
-            Some(b) if b.num_rows() <= lines.len() => {
-                if b.num_rows() < lines.len()
-                    && lines.iter().all(|&(s, e)| !buf[s..e].iter().all(u8::is_ascii_whitespace))
-                {
-                    self.decoder = build(&self.decode_schema);
-                    return None;
-                }
+        let mut rows = 0;
+        for &(start, end) in lines {
+            let line = &buf[start..end];
+            if is_blank(line) {
+                continue;
+            }
+            let ok = match self.decoder.decode(line) {
+                Ok(n) => (n == line.len() || is_blank(&line[n..])) && !self.decoder.has_partial_record(),
+                Err(_) => false,
+            };
+            rows += 1;
+            if !ok || self.decoder.len() != rows {
+                self.decoder = build(&self.decode_schema);
+                return None;
+            }
+        }
+        match self.decoder.flush() {
+            Ok(Some(b)) if b.num_rows() == rows => {
                 Some(b.with_schema(self.schema.clone()).expect("same fields, relaxed nullability"))
             }
-            None if ok => Some(RecordBatch::new_empty(self.schema.clone())),
+            Ok(None) if rows == 0 => Some(RecordBatch::new_empty(self.schema.clone())),
             _ => {
+                // Type errors surface only when flushing; the slow path finds the line.
                 self.decoder = build(&self.decode_schema);
                 None
             }
         }
     }
+}
+
+fn is_blank(b: &[u8]) -> bool {
+    b.iter().all(u8::is_ascii_whitespace)
 }
 
 fn clean_reason(s: &str) -> String {
@@ -327,6 +343,27 @@ mod tests {
         let (b, bad) = d.decode_lines(buf, &lines(buf));
         assert_eq!(b.num_rows(), 2);
         assert_eq!(bad.iter().map(|b| b.index).collect::<Vec<_>>(), vec![1, 2]);
+    }
+
+    #[test]
+    fn type_errors_found_at_flush_are_reported_not_dropped() {
+        let buf = b"{\"id\":1}\n{\"id\":\"x\"}\n{\"id\":3}\n";
+        let mut d = JsonLineDecoder::new(schema(), &JsonDecodeOptions::default());
+        let (b, bad) = d.decode_lines(buf, &lines(buf));
+        assert_eq!(b.num_rows(), 2);
+        assert_eq!(bad.iter().map(|b| b.index).collect::<Vec<_>>(), vec![1]);
+        // The decoder is clean afterwards: the next chunk decodes fully.
+        let (b, bad) = d.decode_lines(b"{\"id\":9}\n", &[(0, 8)]);
+        assert_eq!((b.num_rows(), bad.len()), (1, 0));
+    }
+
+    #[test]
+    fn a_line_must_hold_exactly_one_complete_object() {
+        let buf = b"{\"id\":1}{\"id\":2}\n\n{\"id\":\n3}\n{\"id\":4}";
+        let mut d = JsonLineDecoder::new(schema(), &JsonDecodeOptions::default());
+        let (b, bad) = d.decode_lines(buf, &lines(buf));
+        assert_eq!(b.num_rows(), 1, "only the last line is good");
+        assert_eq!(bad.iter().map(|b| b.index).collect::<Vec<_>>(), vec![0, 2, 3]);
     }
 
     #[test]

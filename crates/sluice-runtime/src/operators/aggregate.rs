@@ -103,18 +103,26 @@ impl Operator for GroupAggregate {
         // Rows per key in first-appearance order, split into additions and retractions.
         let rows =
             self.converter.convert_columns(&keys).map_err(|e| SluiceError::internal(format!("encoding keys: {e}")))?;
+        // A global aggregate (no GROUP BY) has no key columns: every row has the empty key.
+        let key_of = |row: usize| -> &[u8] {
+            if keys.is_empty() {
+                &[]
+            } else {
+                rows.row(row).data()
+            }
+        };
         let mut order: Vec<(Box<[u8]>, Vec<u32>, Vec<u32>, usize)> = Vec::new();
         let mut index: HashMap<&[u8], usize> = HashMap::new();
         for row in 0..n {
-            let key = rows.row(row);
+            let key = key_of(row);
             let slot = if self.spec.mini_batch {
-                *index.entry(key.data()).or_insert_with(|| {
-                    order.push((key.data().into(), Vec::new(), Vec::new(), row));
+                *index.entry(key).or_insert_with(|| {
+                    order.push((key.into(), Vec::new(), Vec::new(), row));
                     order.len() - 1
                 })
             } else {
                 // Flink's default: every input row is applied and its update emitted on its own.
-                order.push((key.data().into(), Vec::new(), Vec::new(), row));
+                order.push((key.into(), Vec::new(), Vec::new(), row));
                 order.len() - 1
             };
             if batch.kind(row).is_addition() {
@@ -126,12 +134,12 @@ impl Operator for GroupAggregate {
         drop(index);
 
         let mut out_rows: Vec<(RowKind, Vec<ScalarValue>)> = Vec::new();
-        for (key, adds, retracts, first_row) in order {
+        for (key, adds, mut retracts, first_row) in order {
             if !self.groups.contains_key(&key) {
-                if adds.is_empty() {
-                    // Retraction for a group we never saw (e.g. state expired): nothing to take back.
-                    continue;
-                }
+                // Retractions for a group without state (e.g. expired) have nothing to take back;
+                // only those after the group's first addition in this batch count.
+                let Some(&first_add) = adds.first() else { continue };
+                retracts.retain(|&r| r > first_add);
                 let key_values = keys
                     .iter()
                     .map(|k| ScalarValue::try_from_array(k, first_row))

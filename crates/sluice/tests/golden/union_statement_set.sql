@@ -1,3 +1,4 @@
+-- golden: unordered
 -- A view, UNION ALL and a statement set writing two sinks from one file.
 CREATE TABLE plays (
   content_id STRING,

@@ -1,0 +1,174 @@
+//! The command line as users drive it: exit codes, messages, `explain` text, the run summary,
+//! bad-record handling and graceful stop on SIGTERM.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn sluice(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sluice")).args(args).env("SLUICE_LOG", "warn").output().expect("run sluice")
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).expect("write file");
+    p
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).to_string()
+}
+
+#[test]
+fn validate_is_silent_and_succeeds_on_a_valid_file() {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/engagement.sql");
+    let out = sluice(&["validate", examples.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(out.stdout.is_empty() && out.stderr.is_empty());
+}
+
+#[test]
+fn validate_reports_file_line_col_and_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let sql = write(
+        dir.path(),
+        "p.sql",
+        "CREATE TABLE clicks (userId STRING) WITH ('connector' = 'datagen', 'number-of-rows' = '1');\n\
+         CREATE TABLE o (u STRING) WITH ('connector' = 'print');\n\
+         INSERT INTO o\nSELECT userid FROM clicks;\n",
+    );
+    let out = sluice(&["validate", sql.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    let want = format!("{}:4:8: unknown column 'userid' in 'clicks' (did you mean 'userId'?)", sql.display());
+    assert!(err.starts_with(&want), "{err}");
+}
+
+#[test]
+fn usage_errors_exit_2_and_help_documents_exit_codes() {
+    assert_eq!(sluice(&["run"]).status.code(), Some(2));
+    assert_eq!(sluice(&["frobnicate"]).status.code(), Some(2));
+    let help = text(&sluice(&["--help"]).stdout);
+    assert!(
+        help.contains("Exit codes: 0 success, 1 invalid SQL or options, 2 bad command line, 3 the pipeline failed"),
+        "{help}"
+    );
+    for cmd in ["run", "validate", "explain"] {
+        let out = sluice(&[cmd, "--help"]);
+        assert_eq!(out.status.code(), Some(0));
+        assert!(text(&out.stdout).contains("FILE"), "{cmd} --help");
+    }
+}
+
+#[test]
+fn explain_shows_sources_operators_exchanges_sinks_and_masks_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let sql = write(
+        dir.path(),
+        "p.sql",
+        "SET 'parallelism.default' = '3';\n\
+         CREATE TABLE plays (content_id STRING, duration_ms INT) WITH (\n\
+           'connector' = 'filesystem', 'path' = '${SECRET_DIR}/plays.jsonl', 'format' = 'json');\n\
+         CREATE TABLE totals (content_id STRING, total BIGINT) WITH ('connector' = 'print');\n\
+         INSERT INTO totals SELECT content_id, SUM(duration_ms) FROM plays WHERE duration_ms > 0 GROUP BY content_id;\n",
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["explain", sql.to_str().unwrap()])
+        .env("SECRET_DIR", "/very/secret/place")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let plan = text(&out.stdout);
+    assert!(plan.contains("Sink: totals [print]"), "{plan}");
+    assert!(plan.contains("GroupAggregate: groupBy=[plays.content_id]"), "{plan}");
+    assert!(plan.contains("-- HASH[content_id@0] -->"), "{plan}");
+    assert!(plan.contains("Filter: plays.duration_ms > 0"), "{plan}");
+    assert!(plan.contains("Source: plays [filesystem] {format=json, path=***} bounded (parallelism=3"), "{plan}");
+    assert!(!plan.contains("/very/secret/place"), "secrets must not be shown: {plan}");
+}
+
+fn events_table(path: &Path, extra: &str) -> String {
+    format!(
+        "CREATE TABLE ev (id BIGINT, name STRING) WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json'{extra});\n\
+         CREATE TABLE o (id BIGINT, name STRING) WITH ('connector' = 'print');\n\
+         INSERT INTO o SELECT id, name FROM ev;\n",
+        path.display()
+    )
+}
+
+#[test]
+fn a_malformed_line_fails_with_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data =
+        write(dir.path(), "ev.jsonl", "{\"id\": 1, \"name\": \"a\"}\n{\"id\": 2, \"name\": \"b\"}\n{\"id\": oops}\n");
+    let sql = write(dir.path(), "p.sql", &events_table(&data, ""));
+    let out = sluice(&["run", sql.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3));
+    let err = text(&out.stderr);
+    assert!(err.contains(&format!("{}:3: malformed JSON line", data.display())), "{err}");
+    assert!(err.contains("json.ignore-parse-errors"), "the message says how to skip instead: {err}");
+}
+
+#[test]
+fn skipped_lines_are_counted_in_the_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = write(dir.path(), "ev.jsonl", "{\"id\": 1}\nnot json\n{\"id\": \"x\"}\n{\"id\": 4, \"name\": \"d\"}\n");
+    let sql = write(dir.path(), "p.sql", &events_table(&data, ", 'json.ignore-parse-errors' = 'true'"));
+    let out = sluice(&["run", sql.to_str().unwrap(), "--set", "parallelism.default=1"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "+I[1, null]\n+I[4, d]\n");
+    let err = text(&out.stderr);
+    let row = err.lines().find(|l| l.trim_start().starts_with("ev ")).expect("summary row for ev");
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cells, vec!["ev", "2", "-", "2"], "read 2, skipped 2: {err}");
+    assert!(err.contains(&format!("{}:2", data.display())), "skips are logged with their place: {err}");
+}
+
+#[test]
+fn sigterm_drains_and_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("out");
+    let sql = write(
+        dir.path(),
+        "p.sql",
+        &format!(
+            "CREATE TABLE gen (id BIGINT) WITH ('connector' = 'datagen', 'rows-per-second' = '200');\n\
+             CREATE TABLE o (id BIGINT) WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json');\n\
+             INSERT INTO o SELECT id FROM gen;\n",
+            out_dir.display()
+        ),
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["run", sql.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let started = Instant::now();
+    let out = loop {
+        if child.try_wait().unwrap().is_some() {
+            break child.wait_with_output().unwrap();
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "sluice did not stop after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("stopped on request"), "{err}");
+    // Every row read was written and its part file finished (no in-progress file left).
+    let row = err.lines().find(|l| l.trim_start().starts_with("gen ")).expect("summary row");
+    let read: u64 = row.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!(read > 0);
+    let mut lines = 0;
+    for e in std::fs::read_dir(&out_dir).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        assert!(!name.starts_with('.'), "in-progress file left behind: {name}");
+        lines += std::fs::read_to_string(e.path()).unwrap().lines().count() as u64;
+    }
+    assert_eq!(lines, read, "every row read must be in the output");
+    let _ = std::io::stdout().flush();
+}
