@@ -5,7 +5,6 @@
 
 use arrow::array::{Array, BooleanArray, Int8Array, UInt32Array};
 use arrow::compute::{filter, take};
-use arrow::datatypes::SchemaRef;
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use std::fmt;
@@ -73,10 +72,6 @@ impl StreamBatch {
 
     pub fn num_rows(&self) -> usize {
         self.data.num_rows()
-    }
-
-    pub fn schema(&self) -> SchemaRef {
-        self.data.schema()
     }
 
     pub fn kind(&self, row: usize) -> RowKind {

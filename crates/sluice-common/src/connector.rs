@@ -3,7 +3,7 @@
 //! never links a connector implementation.
 
 use arrow::datatypes::SchemaRef;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 /// A `METADATA [FROM 'key'] [VIRTUAL]` column.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,8 +21,9 @@ pub struct TableSpec {
     pub connector: String,
     /// Every `WITH` option except `connector`.
     pub options: BTreeMap<String, String>,
-    /// Option keys whose value came from an environment variable: shown as `***` everywhere.
-    pub secret_keys: BTreeSet<String>,
+    /// Option values as written, before `${VAR}` substitution, for the options that had variables.
+    /// Substituted values are secrets: messages, logs and `explain` show the written text instead.
+    pub written: BTreeMap<String, String>,
     /// Physical and metadata columns, what the source emits and (less virtual ones) what a sink gets.
     pub connector_schema: SchemaRef,
     pub metadata: Vec<MetadataColumn>,
@@ -30,15 +31,25 @@ pub struct TableSpec {
 }
 
 impl TableSpec {
-    /// Options for display (`explain`, logs): secrets masked.
+    /// Options for display (`explain`, logs): values from the environment shown as written (`${VAR}`).
     pub fn display_options(&self) -> Vec<(String, String)> {
-        self.options
-            .iter()
-            .map(|(k, v)| {
-                let v = if self.secret_keys.contains(k) { "***".to_string() } else { v.clone() };
-                (k.clone(), v)
-            })
-            .collect()
+        self.options.iter().map(|(k, v)| (k.clone(), self.display_value(k).unwrap_or(v).to_string())).collect()
+    }
+
+    /// The text to show for an option's value: as written when it holds a `${VAR}`.
+    pub fn display_value(&self, key: &str) -> Option<&str> {
+        self.written.get(key).or_else(|| self.options.get(key)).map(String::as_str)
+    }
+
+    /// Replaces every substituted secret value in `message` by the text the user wrote.
+    pub fn redact(&self, message: &str) -> String {
+        let mut out = message.to_string();
+        for (k, written) in &self.written {
+            if let Some(v) = self.options.get(k).filter(|v| !v.is_empty()) {
+                out = out.replace(v.as_str(), written);
+            }
+        }
+        out
     }
 
     pub fn metadata_for(&self, column: &str) -> Option<&MetadataColumn> {

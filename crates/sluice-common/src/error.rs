@@ -45,6 +45,12 @@ impl SluiceError {
         }
         self
     }
+    /// Hides the table's `${VAR}` values in the message (see [`crate::TableSpec::redact`]).
+    pub fn redacted(mut self, table: &crate::TableSpec) -> Self {
+        self.message = table.redact(&self.message);
+        self
+    }
+
     pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
         self.source = Some(Box::new(source));
         self

@@ -24,7 +24,7 @@ fn only_sink(name: &str) -> ConnectorError {
 }
 
 fn config_error(spec: &TableSpec, e: ConnectorError) -> SluiceError {
-    SluiceError::user(format!("table '{}': {}", spec.name, e.message))
+    SluiceError::user(format!("table '{}': {}", spec.name, spec.redact(&e.message)))
 }
 
 impl ConnectorCatalog for Connectors {

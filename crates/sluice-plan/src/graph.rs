@@ -78,11 +78,6 @@ impl NodeKind {
             NodeKind::Sink { .. } => "Sink",
         }
     }
-
-    /// Stateless operators can run chained inside their upstream task.
-    pub fn is_stateless(&self) -> bool {
-        matches!(self, NodeKind::Project { .. } | NodeKind::Filter { .. } | NodeKind::Union)
-    }
 }
 
 #[derive(Debug, Clone)]

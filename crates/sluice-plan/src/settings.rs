@@ -18,6 +18,27 @@ pub struct Settings {
     pub raw: BTreeMap<String, String>,
 }
 
+/// Key prefixes of Flink's configuration that a pipeline may set; anything else is likely a typo.
+const KNOWN_PREFIXES: &[&str] = &[
+    "parallelism.",
+    "pipeline.",
+    "table.",
+    "execution.",
+    "state.",
+    "restart-strategy",
+    "sql-client.",
+    "taskmanager.",
+    "jobmanager.",
+    "python.",
+];
+
+impl Settings {
+    /// Keys that sluice does not know, for a warning (Flink accepts any key, so they are not errors).
+    pub fn unknown_keys(&self) -> Vec<&str> {
+        self.raw.keys().map(String::as_str).filter(|k| !KNOWN_PREFIXES.iter().any(|p| k.starts_with(p))).collect()
+    }
+}
+
 impl Settings {
     pub fn from_map(raw: &BTreeMap<String, String>, default_parallelism: usize) -> Result<Settings, String> {
         let parallelism = match raw.get("parallelism.default") {

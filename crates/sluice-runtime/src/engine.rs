@@ -131,7 +131,7 @@ pub async fn run_graph(
                 };
                 let created = registry
                     .create_sources(spec, &init)
-                    .map_err(|e| e.in_operator(format!("source '{}'", spec.name)))?;
+                    .map_err(|e| e.redacted(spec).in_operator(format!("source '{}'", spec.name)))?;
                 if created.len() != head.parallelism {
                     return Err(SluiceError::internal(format!(
                         "connector '{}' created {} source subtasks, expected {}",
@@ -156,8 +156,8 @@ pub async fn run_graph(
                     let init = SinkInit { subtask, parallelism: last.parallelism, settings: settings.clone() };
                     let sink = registry
                         .create_sink(spec, &init)
-                        .map_err(|e| e.in_operator(format!("sink '{}'", spec.name)))?;
-                    Tail::Sink { sink, metrics: metrics.table(&spec.name) }
+                        .map_err(|e| e.redacted(spec).in_operator(format!("sink '{}'", spec.name)))?;
+                    Tail::Sink { sink, metrics: metrics.table(&spec.name), spec: Arc::new(spec.clone()) }
                 }
                 _ => Tail::Outputs(outputs.remove(&(last.id, subtask)).unwrap_or_default()),
             };
@@ -173,8 +173,9 @@ pub async fn run_graph(
                         subtask,
                         parallelism: head.parallelism,
                     };
+                    let spec = spec.clone();
                     tasks.spawn(async move {
-                        source.run(&mut ctx).await.map_err(|e| e.in_operator(name))?;
+                        source.run(&mut ctx).await.map_err(|e| e.redacted(&spec).in_operator(name))?;
                         ctx.head.end().await
                     });
                 }

@@ -10,7 +10,7 @@ use crate::operator::Operator;
 use datafusion::arrow::array::UInt32Array;
 use datafusion::common::hash_utils::create_hashes;
 use datafusion::physical_expr::PhysicalExpr;
-use sluice_common::{Barrier, Message, SluiceError, StreamBatch, Watermark};
+use sluice_common::{Barrier, Message, SluiceError, StreamBatch, TableSpec, Watermark};
 use std::collections::{HashMap, HashSet};
 use std::future::poll_fn;
 use std::sync::Arc;
@@ -93,7 +93,7 @@ impl Output {
 }
 
 pub(crate) enum Tail {
-    Sink { sink: Box<dyn Sink>, metrics: Arc<TableMetrics> },
+    Sink { sink: Box<dyn Sink>, metrics: Arc<TableMetrics>, spec: Arc<TableSpec> },
     Outputs(Vec<Output>),
 }
 
@@ -129,9 +129,11 @@ impl ChainHead {
                 continue;
             }
             match &mut self.tail {
-                Tail::Sink { sink, metrics } => {
+                Tail::Sink { sink, metrics, spec } => {
                     metrics.add_written(b.num_rows());
-                    sink.write_batch(b).await?;
+                    sink.write_batch(b)
+                        .await
+                        .map_err(|e| e.redacted(spec).in_operator(format!("sink '{}'", spec.name)))?;
                 }
                 Tail::Outputs(outputs) => {
                     let n = outputs.len();
@@ -178,7 +180,7 @@ impl ChainHead {
             op.on_barrier(b)?;
         }
         match &mut self.tail {
-            Tail::Sink { sink, .. } => sink.on_barrier(b).await,
+            Tail::Sink { sink, spec, .. } => sink.on_barrier(b).await.map_err(|e| e.redacted(spec)),
             Tail::Outputs(outputs) => {
                 for o in outputs {
                     o.broadcast(Message::Barrier(b)).await?;
@@ -191,7 +193,9 @@ impl ChainHead {
     pub(crate) async fn end(&mut self) -> Result<(), SluiceError> {
         self.cascade(|op, out| op.on_end(out)).await?;
         match &mut self.tail {
-            Tail::Sink { sink, .. } => sink.finish().await,
+            Tail::Sink { sink, spec, .. } => {
+                sink.finish().await.map_err(|e| e.redacted(spec).in_operator(format!("sink '{}'", spec.name)))
+            }
             Tail::Outputs(outputs) => {
                 for o in outputs {
                     o.broadcast(Message::End).await?;

@@ -9,7 +9,7 @@ use crate::diagnostics::{Pos, SqlError};
 use crate::dialect::FlinkDialect;
 use crate::errors::df_error;
 use crate::script::{parse_script, InsertDef, Statement};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::datasource::{source_as_provider, ViewTable};
 use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
@@ -205,12 +205,12 @@ impl<'a> Planner<'a> {
 
         // Options, with ${VAR} from the environment.
         let mut options = BTreeMap::new();
-        let mut secret_keys = BTreeSet::new();
+        let mut written = BTreeMap::new();
         for o in &def.options {
             match substitute_env(&o.value, self.env) {
                 Ok((value, substituted)) => {
                     if substituted {
-                        secret_keys.insert(o.key.clone());
+                        written.insert(o.key.clone(), o.value.clone());
                     }
                     options.insert(o.key.clone(), value);
                 }
@@ -292,7 +292,7 @@ impl<'a> Planner<'a> {
             name: name.clone(),
             connector,
             options,
-            secret_keys,
+            written,
             connector_schema: connector_schema.clone(),
             metadata,
             primary_key: def.primary_key.iter().map(|k| k.value.clone()).collect(),
@@ -356,11 +356,13 @@ impl<'a> Planner<'a> {
         let field = schema.field_with_name(&w.column.value).map_err(|_| {
             SqlError::at(w.column.span, format!("watermark column '{}' is not a column of '{table}'", w.column.value))
         })?;
-        if !matches!(field.data_type(), DataType::Timestamp(..)) {
+        // As in Flink: a rowtime is TIMESTAMP(p) or TIMESTAMP_LTZ(p) with p at most 3.
+        let rowtime = matches!(field.data_type(), DataType::Timestamp(TimeUnit::Second | TimeUnit::Millisecond, _));
+        if !rowtime {
             return Err(SqlError::at(
                 w.column.span,
                 format!(
-                    "watermark column '{}' must be TIMESTAMP(3) or TIMESTAMP_LTZ(3), but it is {}",
+                    "watermark column '{}' must be TIMESTAMP(p) or TIMESTAMP_LTZ(p) with p from 0 to 3, but it is {}",
                     w.column.value,
                     flink_type_name(field.data_type())
                 ),
@@ -492,7 +494,8 @@ impl<'a> Planner<'a> {
             .and_then(|k| def.options.iter().find(|o| &o.key == k))
             .map(|o| o.key_span)
             .unwrap_or(def.with_span);
-        SqlError::at(span, format!("table '{table}': {}", e.message))
+        let spec = &self.tables[table].spec;
+        SqlError::at(span, format!("table '{table}': {}", spec.redact(&e.message)))
     }
 
     /// Projects the query onto the sink's written columns (named, ordered, cast), as Flink does.

@@ -99,6 +99,9 @@ fn plan(file: &Path, overrides: &[(String, String)]) -> Result<(StreamGraph, Set
     let pipeline = plan_script(&source, &Connectors, overrides, &env).map_err(invalid)?;
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let settings = Settings::from_map(&pipeline.settings, cores).map_err(|m| invalid(vec![SqlError::new(None, m)]))?;
+    for key in settings.unknown_keys() {
+        tracing::warn!(key, "Ignoring unknown setting (not a Flink configuration key)");
+    }
     let graph = build_graph(&pipeline, &settings).map_err(|e| invalid(vec![e]))?;
     Ok((graph, settings))
 }

@@ -35,6 +35,8 @@ pub struct FileSourceConfig {
     pub output: SchemaRef,
     /// For each output column: `None` for physical, `Some(key)` for metadata.
     pub columns: Vec<Option<String>>,
+    /// The table, to keep `${VAR}` values out of logs.
+    pub spec: Arc<TableSpec>,
 }
 
 impl FileSourceConfig {
@@ -69,6 +71,7 @@ impl FileSourceConfig {
             physical: Arc::new(Schema::new(physical)),
             output: spec.connector_schema.clone(),
             columns,
+            spec: Arc::new(spec.clone()),
         })
     }
 }
@@ -275,6 +278,7 @@ impl FileSource {
                     let place = format!("{}:{}", split.file.display(), first_line + b.index as u64);
                     if self.config.json.ignore_parse_errors {
                         if skipped_logged < LOGGED_SKIPS {
+                            let place = self.config.spec.redact(&place);
                             tracing::warn!(place = %place, reason = %b.reason, "Skipping malformed JSON line");
                         }
                         skipped_logged += 1;
