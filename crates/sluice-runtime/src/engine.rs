@@ -165,7 +165,7 @@ pub async fn run_graph(
             match &head.kind {
                 NodeKind::Source { spec, .. } => {
                     let name = format!("source '{}'", spec.name);
-                    let mut source = sources[subtask].take().expect("one source per subtask");
+                    let mut source = sources.get_mut(subtask).and_then(Option::take).expect("one source per subtask");
                     let mut ctx = SourceContext {
                         head: chain_head,
                         metrics: metrics.table(&spec.name),

@@ -38,7 +38,7 @@ pub(crate) struct Output {
 }
 
 /// Fixed seed: the same key goes to the same subtask in every process (scale-out relies on it).
-const HASH_SEED: u64 = 0x5eed_51u64;
+const HASH_SEED: u64 = 0x005e_ed51;
 
 impl Output {
     async fn send_batch(&mut self, batch: StreamBatch) -> Result<(), SluiceError> {

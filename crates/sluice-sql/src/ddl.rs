@@ -30,7 +30,7 @@ pub struct ColumnDef {
 #[derive(Debug, Clone)]
 pub enum ColumnKind {
     Physical(FlinkType),
-    Computed(Expr),
+    Computed(Box<Expr>),
     Metadata { ty: FlinkType, key: Option<String>, is_virtual: bool },
 }
 
@@ -89,7 +89,7 @@ pub fn parse_create_table_body(p: &mut Parser, temporary: bool) -> Result<TableD
         } else {
             let name = p.parse_identifier()?;
             let kind = if p.parse_keyword(Keyword::AS) {
-                ColumnKind::Computed(p.parse_expr()?)
+                ColumnKind::Computed(Box::new(p.parse_expr()?))
             } else {
                 let ty = parse_type(p)?;
                 if is_word(p, 0, "METADATA") {

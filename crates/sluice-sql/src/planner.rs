@@ -172,7 +172,7 @@ impl<'a> Planner<'a> {
                 self.settings.insert(key, value);
                 Ok(())
             }
-            Statement::CreateTable(def) => self.create_table(def),
+            Statement::CreateTable(def) => self.create_table(*def),
             Statement::CreateView { name, columns, query, .. } => self.create_view(&name, &columns, query),
             Statement::Insert(insert) => self.insert(insert),
             Statement::StatementSet(inserts) => {
@@ -311,7 +311,7 @@ impl<'a> Planner<'a> {
                 .iter()
                 .map(|c| {
                     let e = match &c.kind {
-                        ColumnKind::Computed(e) => e.clone(),
+                        ColumnKind::Computed(e) => e.as_ref().clone(),
                         _ => datafusion::sql::sqlparser::ast::Expr::Identifier(c.name.clone()),
                     };
                     SelectItem::ExprWithAlias { expr: e, alias: c.name.clone() }

@@ -15,7 +15,7 @@ use datafusion::sql::sqlparser::tokenizer::{Span, Token, TokenWithSpan, Tokenize
 
 #[derive(Debug, Clone)]
 pub enum Statement {
-    CreateTable(TableDef),
+    CreateTable(Box<TableDef>),
     CreateView { name: ObjectName, columns: Vec<Ident>, query: Box<Query>, span: Span },
     Insert(InsertDef),
     StatementSet(Vec<InsertDef>),
@@ -158,7 +158,7 @@ fn parse_with(p: &mut Parser, span: Span) -> Result<Statement, ParserError> {
     if p.parse_keyword(Keyword::CREATE) {
         let temporary = p.parse_keyword(Keyword::TEMPORARY);
         if p.parse_keyword(Keyword::TABLE) {
-            return Ok(Statement::CreateTable(parse_create_table_body(p, temporary)?));
+            return Ok(Statement::CreateTable(Box::new(parse_create_table_body(p, temporary)?)));
         }
         if p.parse_keyword(Keyword::VIEW) {
             let _ = p.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);

@@ -67,9 +67,9 @@ fn java_fraction(nanos: u32, out: &mut String) {
     if nanos == 0 {
         return;
     }
-    if nanos % 1_000_000 == 0 {
+    if nanos.is_multiple_of(1_000_000) {
         let _ = write!(out, ".{:03}", nanos / 1_000_000);
-    } else if nanos % 1_000 == 0 {
+    } else if nanos.is_multiple_of(1_000) {
         let _ = write!(out, ".{:06}", nanos / 1_000);
     } else {
         let _ = write!(out, ".{nanos:09}");

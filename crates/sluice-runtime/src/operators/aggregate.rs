@@ -22,6 +22,9 @@ use sluice_common::{RowKind, SluiceError, StreamBatch};
 use sluice_plan::AggregateSpec;
 use std::collections::HashMap;
 
+/// The rows of one key within a batch: (key, additions, retractions, first row).
+type KeyRun = (Box<[u8]>, Vec<u32>, Vec<u32>, usize);
+
 struct Group {
     key: Vec<ScalarValue>,
     accumulators: Vec<Box<dyn Accumulator>>,
@@ -111,7 +114,7 @@ impl Operator for GroupAggregate {
                 rows.row(row).data()
             }
         };
-        let mut order: Vec<(Box<[u8]>, Vec<u32>, Vec<u32>, usize)> = Vec::new();
+        let mut order: Vec<KeyRun> = Vec::new();
         let mut index: HashMap<&[u8], usize> = HashMap::new();
         for row in 0..n {
             let key = key_of(row);
