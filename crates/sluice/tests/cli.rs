@@ -208,3 +208,37 @@ fn sigterm_drains_and_exits_0() {
     assert_eq!(lines, read, "every row read must be in the output");
     let _ = std::io::stdout().flush();
 }
+
+#[test]
+fn the_filesystem_sink_rolls_part_files_by_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("out");
+    let sql = write(
+        dir.path(),
+        "p.sql",
+        &format!(
+            "CREATE TABLE gen (id BIGINT) WITH ('connector' = 'datagen', 'rows-per-second' = '1000000',\n\
+               'fields.id.kind' = 'sequence', 'fields.id.start' = '1', 'fields.id.end' = '10000');\n\
+             CREATE TABLE o (id BIGINT) WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json',\n\
+               'sink.rolling-policy.file-size' = '1kb');\n\
+             INSERT INTO o SELECT id FROM gen;\n",
+            out_dir.display()
+        ),
+    );
+    let out = sluice(&["run", sql.to_str().unwrap(), "--set", "parallelism.default=1"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let mut files: Vec<String> =
+        std::fs::read_dir(&out_dir).unwrap().flatten().map(|e| e.file_name().to_string_lossy().to_string()).collect();
+    files.sort();
+    assert!(files.len() > 1, "rolled into several files: {files:?}");
+    assert!(files.iter().all(|f| f.starts_with("part-") && f.ends_with(".json")), "{files:?}");
+    let mut ids: Vec<u64> = Vec::new();
+    for f in &files {
+        for line in std::fs::read_to_string(out_dir.join(f)).unwrap().lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            ids.push(v["id"].as_u64().unwrap());
+        }
+    }
+    ids.sort();
+    assert_eq!(ids, (1..=10000).collect::<Vec<u64>>(), "every row exactly once");
+}
