@@ -242,3 +242,48 @@ fn the_filesystem_sink_rolls_part_files_by_size() {
     ids.sort();
     assert_eq!(ids, (1..=10000).collect::<Vec<u64>>(), "every row exactly once");
 }
+
+#[test]
+fn a_big_file_is_split_across_subtasks_without_losing_or_repeating_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    // ~20 MB: more than two 8 MB splits, with lines of varying length (one CRLF, one blank).
+    let mut input = String::new();
+    let n = 70_000u64;
+    for i in 0..n {
+        let pad = "x".repeat((i % 500) as usize);
+        input.push_str(&format!("{{\"id\": {i}, \"pad\": \"{pad}\"}}"));
+        input.push_str(if i == 12_345 { "\r\n" } else { "\n" });
+        if i == 777 {
+            input.push('\n');
+        }
+    }
+    let data = write(dir.path(), "big.jsonl", &input);
+    assert!(input.len() > 16 << 20);
+    let out_dir = dir.path().join("out");
+    let sql = write(
+        dir.path(),
+        "p.sql",
+        &format!(
+            "CREATE TABLE ev (id BIGINT, pad STRING) WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json');\n\
+             CREATE TABLE o (id BIGINT) WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json');\n\
+             INSERT INTO o SELECT id FROM ev;\n",
+            data.display(),
+            out_dir.display()
+        ),
+    );
+    for parallelism in ["2", "3"] {
+        let _ = std::fs::remove_dir_all(&out_dir);
+        let out = sluice(&["run", sql.to_str().unwrap(), "--set", &format!("parallelism.default={parallelism}")]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let mut ids: Vec<u64> = Vec::new();
+        for e in std::fs::read_dir(&out_dir).unwrap().flatten() {
+            for line in std::fs::read_to_string(e.path()).unwrap().lines() {
+                let v: serde_json::Value = serde_json::from_str(line).unwrap();
+                ids.push(v["id"].as_u64().unwrap());
+            }
+        }
+        ids.sort();
+        assert_eq!(ids.len() as u64, n, "parallelism {parallelism}");
+        assert_eq!(ids, (0..n).collect::<Vec<u64>>(), "parallelism {parallelism}");
+    }
+}

@@ -22,6 +22,8 @@ const LINES_PER_BATCH: usize = 8192;
 const READ_SIZE: usize = 4 << 20;
 /// Splits are at least this big, so small inputs are not cut up.
 const MIN_SPLIT: u64 = 8 << 20;
+/// Longest line accepted (a file without newlines is not JSON lines; do not read it all into memory).
+const MAX_LINE: usize = 64 << 20;
 /// Skipped lines logged individually before only counting.
 const LOGGED_SKIPS: u64 = 10;
 
@@ -192,19 +194,23 @@ impl FileSource {
         // Position at the first line that starts inside the split.
         let mut pos = split.start;
         if split.start > 0 {
+            // Skip the rest of the line that started in the previous split.
             file.seek(SeekFrom::Start(split.start - 1)).map_err(io_err)?;
-            let mut byte = [0u8; 1];
+            let mut chunk = vec![0u8; 64 * 1024];
             let mut skipped = 0u64;
             loop {
-                if file.read(&mut byte).map_err(io_err)? == 0 {
+                let n = file.read(&mut chunk).map_err(io_err)?;
+                if n == 0 {
                     return Ok(());
                 }
-                skipped += 1;
-                if byte[0] == b'\n' {
+                if let Some(i) = memchr::memchr(b'\n', &chunk[..n]) {
+                    skipped += i as u64 + 1;
                     break;
                 }
+                skipped += n as u64;
             }
             pos = split.start - 1 + skipped;
+            file.seek(SeekFrom::Start(pos)).map_err(io_err)?;
             if pos >= split.end {
                 return Ok(());
             }
@@ -255,6 +261,17 @@ impl FileSource {
                 }
             }
             if lines.is_empty() && !past_end && !eof {
+                if buf.len() >= MAX_LINE {
+                    let line = match line_no {
+                        Some(n) => n,
+                        None => count_lines_before(&split.file, pos)? + 1,
+                    };
+                    return Err(SluiceError::user(format!(
+                        "{}:{line}: line longer than {} MiB; is this a JSON-lines file?",
+                        split.file.display(),
+                        MAX_LINE >> 20
+                    )));
+                }
                 // A line longer than the buffer: read more.
                 let old = buf.len();
                 buf.resize(old + READ_SIZE, 0);
