@@ -227,10 +227,12 @@ fn arrow_schema(s: &DFSchema) -> SchemaRef {
     Arc::new(Schema::new(s.fields().iter().cloned().collect::<Vec<_>>()))
 }
 
+/// An expression as `explain` shows it: in the user's table names (a table with computed columns is
+/// planned over an internal source table, whose name must not show).
 pub(crate) fn display_expr(e: &Expr) -> String {
-    let s = e.human_display().to_string();
-    match e {
+    let s = match e {
         Expr::Alias(a) => format!("{} AS {}", a.expr.human_display(), a.name),
-        _ => s,
-    }
+        _ => e.human_display().to_string(),
+    };
+    s.replace(sluice_sql::SOURCE_PREFIX, "")
 }

@@ -18,4 +18,5 @@ pub use catalog::StreamTable;
 pub use diagnostics::{Diagnostics, Pos, SqlError};
 pub use planner::{
     new_session, plan_script, scanned_tables, PlannedInsert, PlannedPipeline, PlannedTable, WatermarkSpec,
+    SOURCE_PREFIX,
 };

@@ -67,7 +67,7 @@ pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 
 /// Prefix of the internal name under which a table with computed columns registers its connector
 /// columns; the user-facing name is a view over it.
-const SOURCE_PREFIX: &str = "__sluice_source__";
+pub const SOURCE_PREFIX: &str = "__sluice_source__";
 
 pub fn plan_script(
     sql: &str,
