@@ -13,7 +13,7 @@ CREATE TABLE t (
   meta      ROW<device STRING, os ROW<name STRING, version INT>>,
   day       DATE,
   ts        TIMESTAMP(3),
-  payload   STRING
+  payload   STRING /* a JSON document, read with JSON_VALUE */
 ) WITH ('connector' = 'filesystem', 'path' = '${DATA}/types.jsonl', 'format' = 'json');
 
 CREATE TABLE o (
