@@ -138,7 +138,8 @@ fn round_half_up_i128(v: i128, from: i64, to: i64) -> i128 {
     let (q, r) = (v / d, v % d);
     let q = if r.abs() * 2 >= d { q + v.signum() } else { q };
     if to < 0 {
-        q * pow10((-to) as u32)
+        // Saturates instead of overflowing (a panic in debug builds) on values beyond 38 digits.
+        q.saturating_mul(pow10((-to) as u32))
     } else {
         q
     }
@@ -661,6 +662,7 @@ mod tests {
         assert_eq!(round_f64(-0.5, 0), -1.0);
         assert_eq!(round_f64(1.005, 2), 1.01);
         assert_eq!(round_f64(3.0, 2), 3.0);
+        assert_eq!(round_half_up_i128(i128::MAX, 0, -38), i128::MAX, "saturates, no overflow panic");
     }
 
     #[test]

@@ -28,9 +28,10 @@ impl Operator for Filter {
             .and_then(|v| v.into_array(batch.num_rows()))
             .map_err(|e| SluiceError::user(format!("evaluating filter: {e}")))?;
         let mask = mask.as_boolean_opt().ok_or_else(|| SluiceError::internal("filter predicate is not boolean"))?;
-        if mask.true_count() == batch.num_rows() {
+        let kept = mask.true_count();
+        if kept == batch.num_rows() {
             out.push(batch);
-        } else if mask.true_count() > 0 {
+        } else if kept > 0 {
             out.push(batch.filter(mask)?);
         }
         Ok(())
