@@ -130,11 +130,19 @@ pub struct Barrier {
     pub checkpoint_id: u64,
 }
 
+impl Watermark {
+    /// Sent when bounded input ends: every window and join can complete (as in Flink).
+    pub const MAX: Watermark = Watermark(i64::MAX);
+}
+
 /// The one message type on every channel, in order: data, watermarks, barriers, end of stream.
 #[derive(Debug, Clone)]
 pub enum Message {
     Batch(StreamBatch),
     Watermark(Watermark),
+    /// The sender has had no data for its idle timeout: do not wait for its watermark until it sends
+    /// a batch or a watermark again (Flink's `WatermarkStatus.IDLE`).
+    Idle,
     Barrier(Barrier),
     End,
 }

@@ -9,9 +9,11 @@ pub mod connector;
 pub mod error;
 pub mod options;
 pub mod types;
+pub mod window;
 
 pub use batch::{Barrier, Message, RowKind, StreamBatch, Watermark};
 pub use connector::{ConnectorCatalog, ConnectorError, MetadataColumn, SinkCaps, SourceCaps, TableSpec};
 pub use error::{ErrorDomain, SluiceError};
 pub use options::{OptionBag, OptionError};
 pub use types::flink_type_name;
+pub use window::{WindowKind, WindowSpec};

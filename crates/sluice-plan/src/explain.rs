@@ -36,8 +36,8 @@ fn render(graph: &StreamGraph, id: NodeId, via: Option<&Edge>, indent: &str, out
     };
     let mode = if n.updating { "updating" } else { "append-only" };
     let detail = match &n.kind {
-        NodeKind::Source { spec, caps, projection } => format!(
-            "Source: {} [{}] {}{}{}",
+        NodeKind::Source { spec, caps, projection, watermark } => format!(
+            "Source: {} [{}] {}{}{}{}",
             spec.name,
             spec.connector,
             options(spec),
@@ -46,6 +46,10 @@ fn render(graph: &StreamGraph, id: NodeId, via: Option<&Edge>, indent: &str, out
                     let names: Vec<&str> = n.schema.fields().iter().map(|f| f.name().as_str()).collect();
                     format!(" columns=[{}]", names.join(", "))
                 }
+                None => String::new(),
+            },
+            match watermark {
+                Some(w) => format!(" watermark=[{}]", w.watermark),
                 None => String::new(),
             },
             if caps.bounded { " bounded" } else { " unbounded" }
@@ -60,6 +64,17 @@ fn render(graph: &StreamGraph, id: NodeId, via: Option<&Edge>, indent: &str, out
         NodeKind::Project { display, .. } => format!("Project: {}", display.join(", ")),
         NodeKind::Filter { display, .. } => format!("Filter: {display}"),
         NodeKind::Union => "Union".to_string(),
+        NodeKind::WindowAssign { window, panes, .. } => {
+            format!("WindowAssign: {}{}", window_text(window), if *panes { " (panes)" } else { "" })
+        }
+        NodeKind::WindowAggregate(a) => format!(
+            "WindowAggregate: window={} groupBy=[{}] aggregates=[{}]",
+            window_text(&a.window),
+            a.key_names.join(", "),
+            a.aggregate_names.join(", ")
+        ),
+        NodeKind::TopN(t) => format!("{}: {}", n.kind.label(), t.display),
+        NodeKind::TemporalJoin(j) => format!("TemporalJoin: {}", j.display),
         NodeKind::GroupAggregate(a) => {
             format!(
                 "GroupAggregate: groupBy=[{}] aggregates=[{}]",
@@ -72,6 +87,18 @@ fn render(graph: &StreamGraph, id: NodeId, via: Option<&Edge>, indent: &str, out
     let child_indent = format!("{indent}  ");
     for e in &n.inputs {
         render(graph, e.from, Some(e), &child_indent, out);
+    }
+}
+
+fn window_text(w: &sluice_common::WindowSpec) -> String {
+    use sluice_common::WindowKind;
+    let d = |ms: i64| format!("{ms}ms");
+    let offset = if w.offset != 0 { format!(", offset={}", d(w.offset)) } else { String::new() };
+    match w.kind {
+        WindowKind::Tumble { size } => format!("TUMBLE(size={}{offset})", d(size)),
+        WindowKind::Hop { slide, size } => format!("HOP(slide={}, size={}{offset})", d(slide), d(size)),
+        WindowKind::Cumulate { step, size } => format!("CUMULATE(step={}, size={}{offset})", d(step), d(size)),
+        WindowKind::Session { gap } => format!("SESSION(gap={})", d(gap)),
     }
 }
 

@@ -4,8 +4,10 @@
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
 use datafusion::physical_expr::PhysicalExpr;
-use sluice_common::{SinkCaps, SourceCaps, TableSpec};
+use datafusion::physical_expr::PhysicalSortExpr;
+use sluice_common::{SinkCaps, SourceCaps, TableSpec, WindowSpec};
 use std::sync::Arc;
+use std::time::Duration;
 
 pub type NodeId = usize;
 
@@ -40,6 +42,81 @@ pub struct AggregateSpec {
     pub mini_batch: bool,
 }
 
+/// Watermark generation of a source subtask (`WATERMARK FOR col AS expr`), evaluated on each batch
+/// the connector emits, before the batch leaves the source.
+#[derive(Debug, Clone)]
+pub struct SourceWatermark {
+    /// The rowtime, over the columns the connector produces.
+    pub rowtime: Arc<dyn PhysicalExpr>,
+    /// The watermark expression, over the same columns.
+    pub watermark: Arc<dyn PhysicalExpr>,
+    /// Columns passed on after the watermark is computed (`None`: all); the connector may produce
+    /// extra columns only the watermark needs.
+    pub keep: Option<Vec<usize>>,
+    /// `scan.watermark.idle-timeout` / `table.exec.source.idle-timeout`: a subtask without data this
+    /// long stops holding back the watermark.
+    pub idle_timeout: Option<Duration>,
+}
+
+/// Where each GROUP BY column of a window aggregation comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupSlot {
+    /// `keys[i]`.
+    Key(usize),
+    WindowStart,
+    WindowEnd,
+    WindowTime,
+}
+
+#[derive(Debug, Clone)]
+pub struct WindowAggSpec {
+    pub window: WindowSpec,
+    /// Non-window GROUP BY expressions.
+    pub keys: Vec<Arc<dyn PhysicalExpr>>,
+    /// Output GROUP BY columns in order.
+    pub slots: Vec<GroupSlot>,
+    /// Input columns holding the pane bounds (from a `WindowAssign` in pane mode).
+    pub pane_end: usize,
+    /// SESSION windows: the rowtime column (pane bounds are not used).
+    pub rowtime: Option<usize>,
+    pub aggregates: Vec<Arc<AggregateFunctionExpr>>,
+    pub filters: Vec<Option<Arc<dyn PhysicalExpr>>>,
+    pub key_names: Vec<String>,
+    pub aggregate_names: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TopNSpec {
+    pub partition_keys: Vec<Arc<dyn PhysicalExpr>>,
+    pub order: Vec<PhysicalSortExpr>,
+    /// Rows kept per partition.
+    pub limit: usize,
+    /// Window Top-N: input columns of `window_start` and `window_end`; rows are ranked once the
+    /// watermark passes the window's end and the output is append-only.
+    pub window: Option<(usize, usize)>,
+    pub input_updating: bool,
+    /// `table.exec.state.ttl`: partitions untouched this long are forgotten.
+    pub state_ttl: Option<Duration>,
+    pub display: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TemporalJoinType {
+    Inner,
+    Left,
+}
+
+#[derive(Debug, Clone)]
+pub struct TemporalJoinSpec {
+    pub left_keys: Vec<Arc<dyn PhysicalExpr>>,
+    pub right_keys: Vec<Arc<dyn PhysicalExpr>>,
+    /// Rowtime columns of the probe (left) and versioned (right) inputs.
+    pub left_time: usize,
+    pub right_time: usize,
+    pub join_type: TemporalJoinType,
+    pub display: String,
+}
+
 #[derive(Debug, Clone)]
 pub enum NodeKind {
     Source {
@@ -47,7 +124,22 @@ pub enum NodeKind {
         caps: SourceCaps,
         /// Indices of the connector columns the source produces (all when `None`): projection pushdown.
         projection: Option<Vec<usize>>,
+        watermark: Option<SourceWatermark>,
     },
+    /// Adds `window_start`, `window_end`, `window_time` from the rowtime column `time`. With `panes`,
+    /// one row per input row carrying its pane (for a window aggregation downstream); otherwise one
+    /// row per window the row belongs to.
+    WindowAssign {
+        window: WindowSpec,
+        time: usize,
+        panes: bool,
+    },
+    /// Window aggregation: one append-only row per window and key once the watermark passes its end.
+    WindowAggregate(WindowAggSpec),
+    /// `ROW_NUMBER() OVER (PARTITION BY .. ORDER BY ..) <= N`: Top-N, window Top-N and deduplication.
+    TopN(TopNSpec),
+    /// `JOIN v FOR SYSTEM_TIME AS OF l.ts`: input 0 probes, input 1 is the versioned table.
+    TemporalJoin(TemporalJoinSpec),
     /// Computes one column per expression.
     Project {
         exprs: Vec<Arc<dyn PhysicalExpr>>,
@@ -75,6 +167,11 @@ impl NodeKind {
             NodeKind::Filter { .. } => "Filter",
             NodeKind::Union => "Union",
             NodeKind::GroupAggregate(_) => "GroupAggregate",
+            NodeKind::WindowAssign { .. } => "WindowAssign",
+            NodeKind::WindowAggregate(_) => "WindowAggregate",
+            NodeKind::TopN(s) if s.window.is_some() => "WindowRank",
+            NodeKind::TopN(_) => "Rank",
+            NodeKind::TemporalJoin(_) => "TemporalJoin",
             NodeKind::Sink { .. } => "Sink",
         }
     }

@@ -7,6 +7,9 @@ pub mod graph;
 pub mod settings;
 mod translate;
 
-pub use graph::{AggregateSpec, Edge, Node, NodeId, NodeKind, Partitioning, StreamGraph};
+pub use graph::{
+    AggregateSpec, Edge, GroupSlot, Node, NodeId, NodeKind, Partitioning, SourceWatermark, StreamGraph,
+    TemporalJoinSpec, TemporalJoinType, TopNSpec, WindowAggSpec,
+};
 pub use settings::Settings;
 pub use translate::build_graph;

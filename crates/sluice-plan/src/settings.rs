@@ -14,6 +14,9 @@ pub struct Settings {
     pub state_ttl: Option<Duration>,
     /// `table.exec.mini-batch.enabled` (default false, as in Flink).
     pub mini_batch: bool,
+    /// `table.exec.source.idle-timeout`: a source subtask without data this long stops holding back
+    /// the watermark (default: never).
+    pub idle_timeout: Option<Duration>,
     /// Every setting as written, for operators that read their own keys.
     pub raw: BTreeMap<String, String>,
 }
@@ -64,7 +67,16 @@ impl Settings {
                 return Err(format!("setting 'table.exec.mini-batch.enabled': expected 'true' or 'false', got '{v}'"))
             }
         };
+        let idle_timeout = match raw.get("table.exec.source.idle-timeout") {
+            None => None,
+            Some(v) => {
+                let d = parse_duration(v)
+                    .map_err(|m| format!("setting 'table.exec.source.idle-timeout': {m}, got '{v}'"))?;
+                (!d.is_zero()).then_some(d)
+            }
+        };
         Ok(Settings {
+            idle_timeout,
             parallelism,
             pipeline_name: raw.get("pipeline.name").cloned(),
             state_ttl,

@@ -3,6 +3,8 @@
 //! Supported now: table scans, projections, filters, UNION ALL and non-windowed GROUP BY. Other plan
 //! nodes are refused with a message naming them (joins, windows and Top-N come with the event-time work).
 
+mod event_time;
+
 use crate::graph::{AggregateSpec, Edge, Node, NodeId, NodeKind, Partitioning, StreamGraph};
 use crate::settings::Settings;
 use datafusion::arrow::datatypes::{Schema, SchemaRef};
@@ -10,13 +12,14 @@ use datafusion::common::DFSchema;
 use datafusion::datasource::source_as_provider;
 use datafusion::execution::context::ExecutionProps;
 use datafusion::logical_expr::{Expr, LogicalPlan};
+use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
 use datafusion::physical_expr::{create_physical_expr, PhysicalExpr};
 // The one-call helper is deprecated in favour of a builder; it is still the shortest correct call.
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
 #[allow(deprecated)]
 use datafusion::physical_planner::create_aggregate_expr_and_maybe_filter;
 use sluice_common::SinkCaps;
-use sluice_sql::{PlannedPipeline, Pos, SqlError, StreamTable};
+use sluice_sql::{PlannedPipeline, Pos, SqlError, StreamTable, TemporalTable, WindowTvfTable};
 use std::sync::Arc;
 
 pub fn build_graph(pipeline: &PlannedPipeline, settings: &Settings) -> Result<StreamGraph, SqlError> {
@@ -27,6 +30,7 @@ pub fn build_graph(pipeline: &PlannedPipeline, settings: &Settings) -> Result<St
         settings,
         insert: 0,
         pos: None,
+        pane_mode: false,
     };
     for (i, insert) in pipeline.inserts.iter().enumerate() {
         b.insert = i;
@@ -64,6 +68,8 @@ struct Builder<'a> {
     settings: &'a Settings,
     insert: usize,
     pos: Option<Pos>,
+    /// Set while translating the input of a window aggregation: window TVFs assign panes.
+    pane_mode: bool,
 }
 
 impl Builder<'_> {
@@ -113,10 +119,45 @@ impl Builder<'_> {
         }
     }
 
+    #[allow(clippy::type_complexity)]
+    fn aggregates(
+        &self,
+        a: &datafusion::logical_expr::logical_plan::Aggregate,
+        input_updating: bool,
+    ) -> Result<(Vec<Arc<AggregateFunctionExpr>>, Vec<Option<Arc<dyn PhysicalExpr>>>), SqlError> {
+        let in_schema = a.input.schema();
+        let physical_in = Arc::new(in_schema.as_arrow().clone());
+        let mut aggregates = Vec::new();
+        let mut filters = Vec::new();
+        for e in &a.aggr_expr {
+            #[allow(deprecated)]
+            let (agg, filter, _order) = create_aggregate_expr_and_maybe_filter(e, in_schema, &physical_in, &self.props)
+                .map_err(|err| self.err(format!("cannot plan aggregate {}: {err}", display_expr(e))))?;
+            if input_updating {
+                let acc = agg.create_accumulator().map_err(|e| self.err(e.to_string()))?;
+                if !acc.supports_retract_batch() {
+                    return Err(self.err(format!(
+                        "aggregate {} cannot take back rows, so it cannot consume the updating result of another aggregation yet",
+                        display_expr(e)
+                    )));
+                }
+            }
+            aggregates.push(agg);
+            filters.push(filter);
+        }
+        Ok((aggregates, filters))
+    }
+
     fn node(&mut self, plan: &LogicalPlan) -> Result<NodeId, SqlError> {
         match plan {
             LogicalPlan::TableScan(scan) => {
                 let provider = source_as_provider(&scan.source).map_err(|e| self.err(e.to_string()))?;
+                if let Some(w) = provider.downcast_ref::<WindowTvfTable>() {
+                    return self.window_tvf(w, scan.projection.as_ref());
+                }
+                if provider.downcast_ref::<TemporalTable>().is_some() {
+                    return Err(self.err("FOR SYSTEM_TIME AS OF is only supported on the right side of a JOIN"));
+                }
                 let Some(table) = provider.downcast_ref::<StreamTable>() else {
                     return Err(self.err(format!("table '{}' is not a streaming table", scan.table_name)));
                 };
@@ -124,7 +165,8 @@ impl Builder<'_> {
                     return Err(self.err("internal: filters were pushed into a streaming scan"));
                 }
                 let spec = table.spec.clone();
-                let caps = self.pipeline.tables[&spec.name].source_caps.expect("planner checked every scanned table");
+                let planned = &self.pipeline.tables[&spec.name];
+                let caps = planned.source_caps.expect("planner checked every scanned table");
                 let parallelism = match spec.options.get("scan.parallelism") {
                     Some(p) => p.parse().map_err(|_| {
                         self.err(format!(
@@ -134,15 +176,22 @@ impl Builder<'_> {
                     })?,
                     None => self.settings.parallelism,
                 };
-                // The source produces only the columns the query reads (projection pushdown).
+                // The source produces only the columns the query reads (projection pushdown), plus
+                // those its watermark needs.
                 let full = spec.connector_schema.clone();
-                let identity = |p: &Vec<usize>| p.len() == full.fields().len() && p.iter().enumerate().all(|(i, c)| i == *c);
-                let projection = scan.projection.clone().filter(|p| !identity(p));
-                let schema = match &projection {
-                    Some(p) => Arc::new(full.project(p).map_err(|e| self.err(e.to_string()))?),
-                    None => full,
+                let n = full.fields().len();
+                let wanted: Vec<usize> = scan.projection.clone().unwrap_or_else(|| (0..n).collect());
+                let schema = Arc::new(full.project(&wanted).map_err(|e| self.err(e.to_string()))?);
+                let (produced, watermark) = match &planned.watermark {
+                    Some(w) => {
+                        let (produced, wm) = self.source_watermark(&spec, w, &wanted)?;
+                        (produced, Some(wm))
+                    }
+                    None => (wanted, None),
                 };
-                Ok(self.add(NodeKind::Source { spec, caps, projection }, vec![], parallelism, schema, false))
+                let identity = produced.len() == n && produced.iter().enumerate().all(|(i, c)| i == *c);
+                let projection = (!identity).then_some(produced);
+                Ok(self.add(NodeKind::Source { spec, caps, projection, watermark }, vec![], parallelism, schema, false))
             }
             LogicalPlan::Projection(p) => {
                 let input = self.node(&p.input)?;
@@ -150,15 +199,30 @@ impl Builder<'_> {
                 let display = p.expr.iter().map(display_expr).collect();
                 let (par, upd) = (self.graph.nodes[input].parallelism, self.graph.nodes[input].updating);
                 let schema = arrow_schema(p.schema.as_ref());
-                Ok(self.add(NodeKind::Project { exprs, display }, vec![Edge { from: input, partitioning: Partitioning::Forward }], par, schema, upd))
+                Ok(self.add(
+                    NodeKind::Project { exprs, display },
+                    vec![Edge { from: input, partitioning: Partitioning::Forward }],
+                    par,
+                    schema,
+                    upd,
+                ))
             }
             LogicalPlan::Filter(f) => {
+                if let Some(id) = self.top_n(f)? {
+                    return Ok(id);
+                }
                 let input = self.node(&f.input)?;
                 let predicate = self.physical(&f.predicate, f.input.schema())?;
                 let n = &self.graph.nodes[input];
                 let (par, upd, schema) = (n.parallelism, n.updating, n.schema.clone());
                 let display = display_expr(&f.predicate);
-                Ok(self.add(NodeKind::Filter { predicate, display }, vec![Edge { from: input, partitioning: Partitioning::Forward }], par, schema, upd))
+                Ok(self.add(
+                    NodeKind::Filter { predicate, display },
+                    vec![Edge { from: input, partitioning: Partitioning::Forward }],
+                    par,
+                    schema,
+                    upd,
+                ))
             }
             LogicalPlan::SubqueryAlias(a) => self.node(&a.input),
             LogicalPlan::Union(u) => {
@@ -175,29 +239,14 @@ impl Builder<'_> {
                 if a.group_expr.iter().any(|e| matches!(e, Expr::GroupingSet(_))) {
                     return Err(self.err("GROUPING SETS, CUBE and ROLLUP are not supported in streaming queries yet"));
                 }
+                if let Some(id) = self.window_aggregate(a)? {
+                    return Ok(id);
+                }
                 let input = self.node(&a.input)?;
                 let input_updating = self.graph.nodes[input].updating;
                 let in_schema = a.input.schema();
-                let physical_in = Arc::new(in_schema.as_arrow().clone());
                 let keys = a.group_expr.iter().map(|e| self.physical(e, in_schema)).collect::<Result<Vec<_>, _>>()?;
-                let mut aggregates = Vec::new();
-                let mut filters = Vec::new();
-                for e in &a.aggr_expr {
-                    #[allow(deprecated)]
-                    let (agg, filter, _order) = create_aggregate_expr_and_maybe_filter(e, in_schema, &physical_in, &self.props)
-                        .map_err(|err| self.err(format!("cannot plan aggregate {}: {err}", display_expr(e))))?;
-                    if input_updating {
-                        let acc = agg.create_accumulator().map_err(|e| self.err(e.to_string()))?;
-                        if !acc.supports_retract_batch() {
-                            return Err(self.err(format!(
-                                "aggregate {} cannot take back rows, so it cannot consume the updating result of another aggregation yet",
-                                display_expr(e)
-                            )));
-                        }
-                    }
-                    aggregates.push(agg);
-                    filters.push(filter);
-                }
+                let (aggregates, filters) = self.aggregates(a, input_updating)?;
                 let parallelism = if keys.is_empty() { 1 } else { self.settings.parallelism };
                 let spec = AggregateSpec {
                     key_names: a.group_expr.iter().map(display_expr).collect(),
@@ -209,15 +258,25 @@ impl Builder<'_> {
                     mini_batch: self.settings.mini_batch,
                 };
                 let edge = Edge { from: input, partitioning: Partitioning::Hash(keys) };
-                Ok(self.add(NodeKind::GroupAggregate(spec), vec![edge], parallelism, arrow_schema(a.schema.as_ref()), true))
+                Ok(self.add(
+                    NodeKind::GroupAggregate(spec),
+                    vec![edge],
+                    parallelism,
+                    arrow_schema(a.schema.as_ref()),
+                    true,
+                ))
             }
-            LogicalPlan::Join(_) => Err(self.err(
-                "regular joins are not supported yet; lookup and temporal joins (FOR SYSTEM_TIME AS OF) come with the event-time work",
-            )),
-            LogicalPlan::Sort(_) => Err(self.err("ORDER BY is not supported on an unbounded stream (use a Top-N query)")),
+            LogicalPlan::Join(j) => self.temporal_join(j),
+            LogicalPlan::Sort(_) => {
+                Err(self.err("ORDER BY is not supported on an unbounded stream (use a Top-N query)"))
+            }
             LogicalPlan::Limit(_) => Err(self.err("LIMIT is not supported on an unbounded stream yet")),
-            LogicalPlan::Window(_) => Err(self.err("OVER windows are not supported yet")),
-            LogicalPlan::Distinct(_) => Err(self.err("internal: DISTINCT should have been rewritten into an aggregate")),
+            LogicalPlan::Window(_) => Err(self.err(
+                "OVER windows are only supported as Top-N or deduplication (ROW_NUMBER() ... WHERE rownum <= N) yet",
+            )),
+            LogicalPlan::Distinct(_) => {
+                Err(self.err("internal: DISTINCT should have been rewritten into an aggregate"))
+            }
             other => Err(self.err(format!("{} is not supported in streaming queries yet", other.display()))),
         }
     }

@@ -3,7 +3,8 @@
 
 use crate::exchange::ChainHead;
 use crate::metrics::TableMetrics;
-use sluice_common::{Barrier, SluiceError, StreamBatch, TableSpec};
+use crate::watermark::{Piece, WatermarkGenerator};
+use sluice_common::{Barrier, SluiceError, StreamBatch, TableSpec, Watermark};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio::sync::watch;
@@ -57,6 +58,7 @@ pub trait Sink: Send {
 /// Handed to [`Source::run`]: emit batches, count what was read and skipped, watch for shutdown.
 pub struct SourceContext {
     pub(crate) head: ChainHead,
+    pub(crate) watermarks: Option<WatermarkGenerator>,
     pub metrics: Arc<TableMetrics>,
     pub(crate) stop: watch::Receiver<bool>,
     pub subtask: usize,
@@ -67,7 +69,32 @@ impl SourceContext {
     /// Sends a batch down the chain. Returns `Err` if the pipeline failed downstream; the source should stop.
     pub async fn emit(&mut self, batch: StreamBatch) -> Result<(), SluiceError> {
         self.metrics.add_read(batch.num_rows());
-        self.head.push(batch).await
+        let Some(gen) = &mut self.watermarks else {
+            return self.head.push(batch).await;
+        };
+        for piece in gen.process(batch)? {
+            match piece {
+                Piece::Rows(b) => self.head.push(b).await?,
+                Piece::Watermark(w) => self.head.watermark(w).await?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Unbounded sources call this while waiting for data: after the table's idle timeout the
+    /// subtask is marked idle, so it stops holding back the watermark downstream.
+    pub async fn tick(&mut self) -> Result<(), SluiceError> {
+        if self.watermarks.as_mut().is_some_and(|g| g.became_idle()) {
+            self.head.idle().await?;
+        }
+        Ok(())
+    }
+
+    /// End of this subtask's input: the watermark jumps to the maximum so every window and join
+    /// completes (as in Flink for bounded input, and for a drained stop), then end-of-stream.
+    pub(crate) async fn finish(&mut self) -> Result<(), SluiceError> {
+        self.head.watermark(Watermark::MAX).await?;
+        self.head.end().await
     }
 
     /// True once Ctrl-C/SIGTERM (or a failure elsewhere) asked sources to stop; bounded sources

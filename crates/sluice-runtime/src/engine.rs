@@ -12,6 +12,7 @@ use crate::connector::{ConnectorRegistry, SinkInit, SourceContext, SourceInit};
 use crate::exchange::{ChainHead, GateEvent, InputGate, Output, Route, Tail, PEER_STOPPED};
 use crate::metrics::Metrics;
 use crate::operators;
+use crate::watermark::WatermarkGenerator;
 use sluice_common::{Message, SluiceError};
 use sluice_plan::{NodeId, NodeKind, Partitioning, StreamGraph};
 use std::collections::{BTreeMap, HashMap};
@@ -19,6 +20,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
+
+/// A channel into a subtask and the index of the operator input (edge) it feeds.
+type GateInput = (usize, mpsc::Receiver<Message>);
 
 /// Capacity of each channel, in messages (batches). Small: backpressure reaches sources quickly.
 const CHANNEL_CAPACITY: usize = 8;
@@ -70,13 +74,13 @@ pub async fn run_graph(
 
     // Channels for every edge that is not chained.
     let mut outputs: HashMap<(NodeId, usize), Vec<Output>> = HashMap::new();
-    let mut gates: HashMap<(NodeId, usize), Vec<mpsc::Receiver<Message>>> = HashMap::new();
+    let mut gates: HashMap<(NodeId, usize), Vec<GateInput>> = HashMap::new();
     for chain in &chains {
         let head = &graph.nodes[chain[0]];
         if matches!(head.kind, NodeKind::Source { .. }) {
             continue;
         }
-        for edge in &head.inputs {
+        for (edge_index, edge) in head.inputs.iter().enumerate() {
             let up = &graph.nodes[edge.from];
             match &edge.partitioning {
                 Partitioning::Forward => {
@@ -92,7 +96,7 @@ pub async fn run_graph(
                             .entry((up.id, s))
                             .or_default()
                             .push(Output { senders: vec![tx], route: Route::Forward });
-                        gates.entry((head.id, s)).or_default().push(rx);
+                        gates.entry((head.id, s)).or_default().push((edge_index, rx));
                     }
                 }
                 p => {
@@ -101,7 +105,7 @@ pub async fn run_graph(
                         for s in senders.iter_mut() {
                             let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
                             s.push(tx);
-                            gates.entry((head.id, d)).or_default().push(rx);
+                            gates.entry((head.id, d)).or_default().push((edge_index, rx));
                         }
                     }
                     for (u, senders) in senders.into_iter().enumerate() {
@@ -147,7 +151,7 @@ pub async fn run_graph(
         for subtask in 0..head.parallelism {
             let mut ops = Vec::new();
             for &id in chain {
-                if let Some(op) = operators::create(&graph.nodes[id])? {
+                if let Some(op) = operators::create(graph, &graph.nodes[id], metrics)? {
                     ops.push(op);
                 }
             }
@@ -166,8 +170,13 @@ pub async fn run_graph(
                 NodeKind::Source { spec, .. } => {
                     let name = format!("source '{}'", spec.name);
                     let mut source = sources.get_mut(subtask).and_then(Option::take).expect("one source per subtask");
+                    let watermarks = match &head.kind {
+                        NodeKind::Source { watermark: Some(w), .. } => Some(WatermarkGenerator::new(w.clone())),
+                        _ => None,
+                    };
                     let mut ctx = SourceContext {
                         head: chain_head,
+                        watermarks,
                         metrics: metrics.table(&spec.name),
                         stop: shutdown.subscribe(),
                         subtask,
@@ -176,7 +185,7 @@ pub async fn run_graph(
                     let spec = spec.clone();
                     tasks.spawn(async move {
                         source.run(&mut ctx).await.map_err(|e| e.redacted(&spec).in_operator(name))?;
-                        ctx.head.end().await
+                        ctx.finish().await
                     });
                 }
                 _ => {
@@ -215,8 +224,9 @@ pub async fn run_graph(
 async fn run_task(mut gate: InputGate, mut head: ChainHead) -> Result<(), SluiceError> {
     loop {
         match gate.next().await {
-            GateEvent::Batch(b) => head.push(b).await?,
+            GateEvent::Batch(input, b) => head.push_from(input, b).await?,
             GateEvent::Watermark(w) => head.watermark(w).await?,
+            GateEvent::Idle => head.idle().await?,
             GateEvent::Barrier(b) => head.barrier(b).await?,
             GateEvent::End => return head.end().await,
             // Finishing now would commit partial output; the upstream error is what gets reported.

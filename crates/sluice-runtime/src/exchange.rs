@@ -109,6 +109,27 @@ impl ChainHead {
         self.emit(out).await
     }
 
+    /// A batch from input `input` (the edge index) of the chain's first operator.
+    pub(crate) async fn push_from(&mut self, input: usize, batch: StreamBatch) -> Result<(), SluiceError> {
+        if input == 0 || self.ops.is_empty() {
+            return self.push(batch).await;
+        }
+        let mut out = Vec::new();
+        let op = &mut self.ops[0];
+        op.process_input(input, batch, &mut out).map_err(|e| e.in_operator(op.name().to_string()))?;
+        let out = self.run_from(1, out)?;
+        self.emit(out).await
+    }
+
+    pub(crate) async fn idle(&mut self) -> Result<(), SluiceError> {
+        if let Tail::Outputs(outputs) = &mut self.tail {
+            for o in outputs {
+                o.broadcast(Message::Idle).await?;
+            }
+        }
+        Ok(())
+    }
+
     fn run_from(&mut self, start: usize, mut batches: Vec<StreamBatch>) -> Result<Vec<StreamBatch>, SluiceError> {
         for op in &mut self.ops[start..] {
             if batches.is_empty() {
@@ -207,8 +228,11 @@ impl ChainHead {
 }
 
 pub(crate) enum GateEvent {
-    Batch(StreamBatch),
+    /// A batch and the index of the edge it came in on.
+    Batch(usize, StreamBatch),
     Watermark(Watermark),
+    /// Every live input is idle.
+    Idle,
     /// Delivered once every live input has passed the barrier (alignment without blocking for now).
     Barrier(Barrier),
     End,
@@ -219,7 +243,12 @@ pub(crate) enum GateEvent {
 /// Merges the input channels of one subtask.
 pub(crate) struct InputGate {
     inputs: Vec<Option<mpsc::Receiver<Message>>>,
+    /// The edge (operator input) each channel belongs to.
+    edges: Vec<usize>,
     watermarks: Vec<i64>,
+    idle: Vec<bool>,
+    /// The gate told downstream it is idle.
+    idle_sent: bool,
     current: i64,
     /// For each checkpoint in flight, the inputs that delivered its barrier.
     barriers: HashMap<u64, HashSet<usize>>,
@@ -227,11 +256,15 @@ pub(crate) struct InputGate {
 }
 
 impl InputGate {
-    pub(crate) fn new(inputs: Vec<mpsc::Receiver<Message>>) -> Self {
+    pub(crate) fn new(inputs: Vec<(usize, mpsc::Receiver<Message>)>) -> Self {
         let n = inputs.len();
+        let edges = inputs.iter().map(|(e, _)| *e).collect();
         InputGate {
-            inputs: inputs.into_iter().map(Some).collect(),
+            inputs: inputs.into_iter().map(|(_, r)| Some(r)).collect(),
+            edges,
             watermarks: vec![i64::MIN; n],
+            idle: vec![false; n],
+            idle_sent: false,
             current: i64::MIN,
             barriers: HashMap::new(),
             next: 0,
@@ -263,11 +296,28 @@ impl InputGate {
             })
             .await;
             match msg {
-                Some(Message::Batch(b)) => return GateEvent::Batch(b),
+                Some(Message::Batch(b)) => {
+                    self.idle[i] = false;
+                    self.idle_sent = false;
+                    return GateEvent::Batch(self.edges[i], b);
+                }
                 Some(Message::Watermark(w)) => {
+                    self.idle[i] = false;
+                    self.idle_sent = false;
                     self.watermarks[i] = self.watermarks[i].max(w.0);
                     if let Some(wm) = self.advance() {
                         return GateEvent::Watermark(wm);
+                    }
+                }
+                Some(Message::Idle) => {
+                    self.idle[i] = true;
+                    if let Some(wm) = self.advance() {
+                        return GateEvent::Watermark(wm);
+                    }
+                    let all_idle = (0..self.inputs.len()).all(|k| self.inputs[k].is_none() || self.idle[k]);
+                    if all_idle && !self.idle_sent {
+                        self.idle_sent = true;
+                        return GateEvent::Idle;
                     }
                 }
                 Some(Message::Barrier(b)) => {
@@ -303,10 +353,14 @@ impl InputGate {
         Some(Barrier { checkpoint_id: id })
     }
 
-    /// The combined watermark is the minimum over live inputs; returns it when it moved forward.
+    /// The combined watermark is the minimum over live, active inputs (ended inputs count as the
+    /// maximum); returns it when it moved forward.
     fn advance(&mut self) -> Option<Watermark> {
-        let min = self.watermarks.iter().copied().min().unwrap_or(i64::MIN);
-        if min > self.current && min != i64::MAX {
+        let min = (0..self.watermarks.len())
+            .filter(|&k| !self.idle[k] || self.inputs[k].is_none())
+            .map(|k| self.watermarks[k])
+            .min()?;
+        if min > self.current {
             self.current = min;
             Some(Watermark(min))
         } else {

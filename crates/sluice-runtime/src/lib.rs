@@ -8,8 +8,10 @@ pub mod exchange;
 pub mod metrics;
 pub mod operator;
 pub mod operators;
+pub mod state;
+pub mod watermark;
 
 pub use connector::{ConnectorRegistry, Sink, SinkInit, Source, SourceContext, SourceInit};
 pub use engine::{run_graph, RunOutcome, Shutdown};
-pub use metrics::{Metrics, TableMetrics};
+pub use metrics::{Metrics, OperatorCounts, OperatorMetrics, StateGauge, TableMetrics};
 pub use operator::Operator;

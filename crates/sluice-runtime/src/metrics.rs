@@ -2,7 +2,7 @@
 //! shared by all subtasks, read for the run summary.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 #[derive(Debug, Default)]
@@ -33,14 +33,98 @@ pub struct TableCounts {
     pub skipped: u64,
 }
 
+/// Counters of one operator (all its subtasks).
+#[derive(Debug, Default)]
+pub struct OperatorMetrics {
+    /// Rows dropped because they arrived behind the watermark (Flink's `numLateRecordsDropped`).
+    pub late: AtomicU64,
+    /// Keys held in state, summed over subtasks (each subtask adds its change).
+    pub state_keys: AtomicI64,
+    /// Approximate bytes held in state, summed over subtasks.
+    pub state_bytes: AtomicI64,
+}
+
+impl OperatorMetrics {
+    pub fn add_late(&self, n: usize) {
+        self.late.fetch_add(n as u64, Ordering::Relaxed);
+    }
+}
+
+/// Snapshot of one operator's counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OperatorCounts {
+    pub late: u64,
+    pub state_keys: i64,
+    pub state_bytes: i64,
+}
+
+/// Keeps a subtask's share of an operator's state gauges: call [`StateGauge::set`] with the subtask's
+/// current totals and the operator-wide sums follow.
+#[derive(Debug)]
+pub struct StateGauge {
+    metrics: Arc<OperatorMetrics>,
+    keys: i64,
+    bytes: i64,
+    last: Option<std::time::Instant>,
+}
+
+impl StateGauge {
+    pub fn new(metrics: Arc<OperatorMetrics>) -> Self {
+        StateGauge { metrics, keys: 0, bytes: 0, last: None }
+    }
+
+    /// True at most once a second: measuring state walks it, so operators measure when due (and at
+    /// the end of input).
+    pub fn due(&mut self) -> bool {
+        let now = std::time::Instant::now();
+        if self.last.is_some_and(|l| now.duration_since(l) < std::time::Duration::from_secs(1)) {
+            return false;
+        }
+        self.last = Some(now);
+        true
+    }
+    pub fn set(&mut self, keys: usize, bytes: usize) {
+        let (keys, bytes) = (keys as i64, bytes as i64);
+        self.metrics.state_keys.fetch_add(keys - self.keys, Ordering::Relaxed);
+        self.metrics.state_bytes.fetch_add(bytes - self.bytes, Ordering::Relaxed);
+        self.keys = keys;
+        self.bytes = bytes;
+    }
+    pub fn metrics(&self) -> &OperatorMetrics {
+        &self.metrics
+    }
+}
+
 #[derive(Debug, Default, Clone)]
 pub struct Metrics {
     tables: Arc<Mutex<BTreeMap<String, Arc<TableMetrics>>>>,
+    operators: Arc<Mutex<BTreeMap<String, Arc<OperatorMetrics>>>>,
 }
 
 impl Metrics {
     pub fn table(&self, name: &str) -> Arc<TableMetrics> {
         self.tables.lock().expect("metrics lock is never poisoned").entry(name.to_string()).or_default().clone()
+    }
+
+    /// Counters of the operator called `name` (e.g. `WindowAggregate[3]`).
+    pub fn operator(&self, name: &str) -> Arc<OperatorMetrics> {
+        self.operators.lock().expect("metrics lock is never poisoned").entry(name.to_string()).or_default().clone()
+    }
+
+    pub fn operator_snapshot(&self) -> BTreeMap<String, OperatorCounts> {
+        self.operators
+            .lock()
+            .expect("metrics lock is never poisoned")
+            .iter()
+            .map(|(k, v)| {
+                let c = OperatorCounts {
+                    late: v.late.load(Ordering::Relaxed),
+                    state_keys: v.state_keys.load(Ordering::Relaxed),
+                    state_bytes: v.state_bytes.load(Ordering::Relaxed),
+                };
+                (k.clone(), c)
+            })
+            .collect()
     }
 
     pub fn snapshot(&self) -> BTreeMap<String, TableCounts> {

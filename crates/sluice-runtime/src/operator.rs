@@ -10,6 +10,18 @@ pub trait Operator: Send {
 
     fn process_batch(&mut self, batch: StreamBatch, out: &mut Vec<StreamBatch>) -> Result<(), SluiceError>;
 
+    /// A batch from input `input` of an operator with several inputs (joins); input 0 goes to
+    /// [`Operator::process_batch`].
+    fn process_input(
+        &mut self,
+        input: usize,
+        batch: StreamBatch,
+        out: &mut Vec<StreamBatch>,
+    ) -> Result<(), SluiceError> {
+        let _ = input;
+        self.process_batch(batch, out)
+    }
+
     /// Event time advanced: emit what it completes (windows, joins). Called before the watermark is forwarded.
     fn on_watermark(&mut self, _watermark: Watermark, _out: &mut Vec<StreamBatch>) -> Result<(), SluiceError> {
         Ok(())

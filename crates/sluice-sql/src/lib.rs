@@ -10,6 +10,7 @@ mod errors;
 pub mod flink_types;
 pub mod functions;
 pub mod planner;
+pub mod relations;
 mod rewrite;
 pub mod script;
 pub mod types;
@@ -20,3 +21,4 @@ pub use planner::{
     new_session, plan_script, scanned_tables, PlannedInsert, PlannedPipeline, PlannedTable, WatermarkSpec,
     SOURCE_PREFIX,
 };
+pub use relations::{TemporalTable, WindowTvfTable};

@@ -8,6 +8,7 @@ use crate::ddl::{ColumnKind, TableDef};
 use crate::diagnostics::{Pos, SqlError};
 use crate::dialect::FlinkDialect;
 use crate::errors::df_error;
+use crate::relations;
 use crate::script::{parse_script, InsertDef, Statement};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
@@ -17,7 +18,7 @@ use datafusion::logical_expr::{cast, col, lit, Expr, LogicalPlan, LogicalPlanBui
 use datafusion::prelude::SessionConfig;
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{
-    Ident, ObjectName, Query, SelectItem, SetExpr, Statement as AstStatement, TableFactor,
+    Expr as AstExpr, Ident, ObjectName, Query, SelectItem, SetExpr, Statement as AstStatement, TableAlias, TableFactor,
 };
 use datafusion::sql::sqlparser::parser::Parser;
 use datafusion::sql::sqlparser::tokenizer::Span;
@@ -52,6 +53,9 @@ pub struct PlannedTable {
 pub struct WatermarkSpec {
     pub column: String,
     pub expr: Expr,
+    /// `SELECT column AS __sluice_rowtime, expr AS __sluice_watermark FROM table`, optimized: a
+    /// projection over the connector's scan, which the source evaluates on every batch it reads.
+    pub plan: LogicalPlan,
 }
 
 #[derive(Debug, Clone)]
@@ -130,6 +134,8 @@ struct Planner<'a> {
     inserts: Vec<PlannedInsert>,
     /// (table, role) pairs whose connector options were already checked (reported at most once).
     checked: BTreeSet<(String, Role)>,
+    /// Counter for internal table names (window TVFs, temporal tables, derived views).
+    internal_names: std::cell::Cell<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -163,6 +169,7 @@ impl<'a> Planner<'a> {
             views: BTreeSet::new(),
             inserts: Vec::new(),
             checked: BTreeSet::new(),
+            internal_names: std::cell::Cell::new(0),
         }
     }
 
@@ -368,9 +375,16 @@ impl<'a> Planner<'a> {
                 ),
             ));
         }
-        let items = vec![SelectItem::ExprWithAlias { expr: w.expr.clone(), alias: Ident::new("wm") }];
-        let plan = self.plan_query(select_from(items, table, table), Pos::from_location(w.column.span.start))?;
-        let out = plan.schema().field(0).data_type().clone();
+        let items = vec![
+            SelectItem::ExprWithAlias {
+                expr: AstExpr::Identifier(w.column.clone()),
+                alias: Ident::new("__sluice_rowtime"),
+            },
+            SelectItem::ExprWithAlias { expr: w.expr.clone(), alias: Ident::new("__sluice_watermark") },
+        ];
+        let pos = Pos::from_location(w.column.span.start);
+        let plan = self.plan_query(select_from(items, table, table), pos)?;
+        let out = plan.schema().field(1).data_type().clone();
         if !matches!(out, DataType::Timestamp(..)) {
             return Err(SqlError::at(
                 w.column.span,
@@ -378,10 +392,12 @@ impl<'a> Planner<'a> {
             ));
         }
         let expr = match &plan {
-            LogicalPlan::Projection(p) => p.expr[0].clone().unalias(),
+            LogicalPlan::Projection(p) => p.expr[1].clone().unalias(),
             _ => return Err(SqlError::new(None, "internal: watermark plan is not a projection")),
         };
-        Ok(WatermarkSpec { column: w.column.value.clone(), expr })
+        let plan = self.analyze(plan, pos)?;
+        let plan = self.state.optimize(&plan).map_err(|e| df_error(e, pos))?;
+        Ok(WatermarkSpec { column: w.column.value.clone(), expr, plan })
     }
 
     fn register(&mut self, name: &str, provider: Arc<dyn datafusion::catalog::TableProvider>) -> Result<(), Errors> {
@@ -426,8 +442,165 @@ impl<'a> Planner<'a> {
 
     fn plan_query(&self, mut query: Box<Query>, fallback: Option<Pos>) -> Result<LogicalPlan, SqlError> {
         crate::rewrite::name_expressions(&mut query);
+        self.rewrite_relations(&mut query, fallback)?;
         let stmt = DfStatement::Statement(Box::new(AstStatement::Query(query)));
         futures::executor::block_on(self.state.statement_to_plan(stmt)).map_err(|e| df_error(e, fallback))
+    }
+
+    /// Window TVFs, legacy group windows and `FOR SYSTEM_TIME AS OF` become internal tables (see
+    /// [`crate::relations`]) before DataFusion plans the query.
+    fn rewrite_relations(&self, query: &mut Query, pos: Option<Pos>) -> Result<(), SqlError> {
+        use datafusion::sql::sqlparser::ast::{VisitMut, VisitorMut};
+        use std::ops::ControlFlow;
+        struct V<'p, 'a> {
+            planner: &'p Planner<'a>,
+            pos: Option<Pos>,
+        }
+        impl VisitorMut for V<'_, '_> {
+            type Break = SqlError;
+            fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<SqlError> {
+                let planner = self.planner;
+                let pos = self.pos;
+                let mut derived = |q: Box<Query>| planner.internal_view(q, pos);
+                let r = relations::for_each_select(&mut query.body, &mut |select| {
+                    relations::rewrite_legacy_group_window(select, &mut derived).map(|_| ())
+                });
+                match r {
+                    Ok(()) => ControlFlow::Continue(()),
+                    Err(e) => ControlFlow::Break(e),
+                }
+            }
+            fn pre_visit_table_factor(&mut self, t: &mut TableFactor) -> ControlFlow<SqlError> {
+                let r = match t {
+                    TableFactor::TableFunction { expr: AstExpr::Function(f), alias } if relations::is_window_tvf(f) => {
+                        let alias = alias.take();
+                        match relations::window_call(f).and_then(|call| self.planner.window_table(call, self.pos)) {
+                            Ok(name) => {
+                                *t = table_factor(&name, alias);
+                                Ok(())
+                            }
+                            Err(e) => Err(e),
+                        }
+                    }
+                    TableFactor::Table { .. } => match relations::temporal_version(t) {
+                        None => Ok(()),
+                        Some(Err(e)) => Err(e),
+                        Some(Ok(left_time)) => {
+                            let TableFactor::Table { name, alias, .. } = t else { unreachable!("matched") };
+                            let (table, span) = object_name(name);
+                            let alias = alias.take().unwrap_or_else(|| TableAlias {
+                                explicit: true,
+                                name: Ident::new(table.clone()),
+                                columns: vec![],
+                                at: None,
+                            });
+                            self.planner.temporal_table(&table, span, left_time, self.pos).map(|name| {
+                                *t = table_factor(&name, Some(alias));
+                            })
+                        }
+                    },
+                    _ => Ok(()),
+                };
+                match r {
+                    Ok(()) => ControlFlow::Continue(()),
+                    Err(e) => ControlFlow::Break(e),
+                }
+            }
+        }
+        match query.visit(&mut V { planner: self, pos }) {
+            ControlFlow::Continue(()) => Ok(()),
+            ControlFlow::Break(e) => Err(e),
+        }
+    }
+
+    fn next_internal(&self, prefix: &str) -> String {
+        let n = self.internal_names.get();
+        self.internal_names.set(n + 1);
+        format!("{prefix}{n}")
+    }
+
+    /// `SELECT * FROM name`, analyzed and optimized: the input of a window TVF or temporal join.
+    fn plan_input(&self, table: &str, pos: Option<Pos>) -> Result<LogicalPlan, SqlError> {
+        let wildcard = SelectItem::Wildcard(datafusion::sql::sqlparser::ast::WildcardAdditionalOptions::default());
+        let plan = self.plan_query(select_from(vec![wildcard], table, table), pos)?;
+        let plan = self.analyze(plan, pos)?;
+        self.state.optimize(&plan).map_err(|e| df_error(e, pos))
+    }
+
+    fn internal_view(&self, query: Box<Query>, pos: Option<Pos>) -> Result<ObjectName, SqlError> {
+        let plan = self.plan_query(query, pos)?;
+        let name = self.next_internal(relations::VIEW_PREFIX);
+        self.register_shared(&name, Arc::new(ViewTable::new(plan, None)))?;
+        Ok(ObjectName::from(vec![Ident::new(name)]))
+    }
+
+    fn window_table(&self, call: relations::WindowCall, pos: Option<Pos>) -> Result<String, SqlError> {
+        let (table, span) = object_name(&call.table);
+        let at = |m: String| SqlError::at(span, m);
+        if !self.tables.contains_key(&table)
+            && !self.views.contains(&table)
+            && !table.starts_with(relations::VIEW_PREFIX)
+        {
+            return Err(at(format!("unknown table '{table}' in window function")));
+        }
+        if let Some(t) = self.tables.get(&table) {
+            match &t.watermark {
+                Some(w) if w.column == call.time_column => {}
+                _ => {
+                    return Err(at(format!(
+                        "the window's time column '{}' is not a time attribute of '{table}': declare WATERMARK FOR {} AS ... in its CREATE TABLE",
+                        call.time_column, call.time_column
+                    )))
+                }
+            }
+        }
+        let input = self.plan_input(&table, pos)?;
+        let schema = relations::window_schema(input.schema().as_arrow(), &call.time_column).map_err(at)?;
+        for k in &call.partition_by {
+            if schema.field_with_name(k).is_err() {
+                return Err(at(format!("PARTITION BY column '{k}' is not a column of '{table}'")));
+            }
+        }
+        let name = self.next_internal(relations::WINDOW_PREFIX);
+        let provider = relations::WindowTvfTable {
+            input,
+            spec: call.spec,
+            time_column: call.time_column,
+            partition_by: call.partition_by,
+            schema,
+        };
+        self.register_shared(&name, Arc::new(provider))?;
+        Ok(name)
+    }
+
+    fn temporal_table(
+        &self,
+        table: &str,
+        span: Span,
+        left_time: Vec<String>,
+        pos: Option<Pos>,
+    ) -> Result<String, SqlError> {
+        if !self.tables.contains_key(table) && !self.views.contains(table) {
+            return Err(SqlError::at(span, format!("unknown table '{table}' in FOR SYSTEM_TIME AS OF")));
+        }
+        let input = self.plan_input(table, pos)?;
+        let schema = Arc::new(input.schema().as_arrow().clone());
+        let name = self.next_internal(relations::TEMPORAL_PREFIX);
+        let provider = relations::TemporalTable { input, name: table.to_string(), left_time, schema };
+        self.register_shared(&name, Arc::new(provider))?;
+        Ok(name)
+    }
+
+    fn register_shared(
+        &self,
+        name: &str,
+        provider: Arc<dyn datafusion::catalog::TableProvider>,
+    ) -> Result<(), SqlError> {
+        self.state
+            .schema_for_ref(name)
+            .and_then(|s| s.register_table(name.to_string(), provider))
+            .map(|_| ())
+            .map_err(|e| SqlError::new(None, format!("internal: cannot register '{name}': {e}")))
     }
 
     /// DataFusion's analysis (views inlined, types coerced), then Flink's decimal result types.
@@ -594,9 +767,15 @@ fn sink_cast_allowed(from: &DataType, to: &DataType) -> bool {
     }
 }
 
-/// Names of the connector tables read by a plan (views are inlined by the analyzer by now).
+/// Names of the connector tables read by a plan (views are inlined by the analyzer by now), including
+/// the inputs of window TVFs and temporal joins.
 pub fn scanned_tables(plan: &LogicalPlan) -> Vec<String> {
     let mut out = Vec::new();
+    collect_scanned(plan, &mut out);
+    out
+}
+
+fn collect_scanned(plan: &LogicalPlan, out: &mut Vec<String>) {
     let _ = plan.apply(|node| {
         if let LogicalPlan::TableScan(scan) = node {
             if let Ok(provider) = source_as_provider(&scan.source) {
@@ -604,12 +783,31 @@ pub fn scanned_tables(plan: &LogicalPlan) -> Vec<String> {
                     if !out.contains(&t.spec.name) {
                         out.push(t.spec.name.clone());
                     }
+                } else if let Some(w) = provider.downcast_ref::<relations::WindowTvfTable>() {
+                    collect_scanned(&w.input, out);
+                } else if let Some(t) = provider.downcast_ref::<relations::TemporalTable>() {
+                    collect_scanned(&t.input, out);
                 }
             }
         }
         Ok(TreeNodeRecursion::Continue)
     });
-    out
+}
+
+/// A plain table reference to `name` with `alias`.
+fn table_factor(name: &str, alias: Option<TableAlias>) -> TableFactor {
+    TableFactor::Table {
+        name: ObjectName::from(vec![Ident::new(name)]),
+        alias,
+        args: None,
+        with_hints: vec![],
+        version: None,
+        with_ordinality: false,
+        partitions: vec![],
+        json_path: None,
+        sample: None,
+        index_hints: vec![],
+    }
 }
 
 /// `SELECT items FROM table AS alias`, built on a parsed skeleton so the expressions keep their spans.

@@ -11,7 +11,7 @@ use crate::dialect::FlinkDialect;
 use datafusion::sql::sqlparser::ast::{Ident, ObjectName, Query, Statement as AstStatement, TableObject};
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
-use datafusion::sql::sqlparser::tokenizer::{Span, Token, TokenWithSpan, Tokenizer};
+use datafusion::sql::sqlparser::tokenizer::{Span, Token, TokenWithSpan, Tokenizer, Whitespace};
 
 #[derive(Debug, Clone)]
 pub enum Statement {
@@ -145,6 +145,7 @@ fn drop_leading_words(chunk: &mut Vec<TokenWithSpan>, n: usize) {
 
 fn parse_statement(chunk: Vec<TokenWithSpan>) -> Result<Statement, SqlError> {
     let span = first_span(&chunk);
+    let chunk = rewrite_window_tvf_tokens(chunk);
     let mut p = Parser::new(&FlinkDialect).with_tokens_with_locations(chunk);
     let stmt = parse_with(&mut p, span).map_err(|e| parser_error(e, &p))?;
     let rest = p.peek_token();
@@ -241,6 +242,84 @@ fn parser_error(e: ParserError, p: &Parser) -> SqlError {
         }
     }
     SqlError::new(Pos::from_location(p.peek_token().span.start), msg)
+}
+
+/// Name of the pseudo-function that carries a window TVF's `PARTITION BY` columns to the planner.
+pub const PARTITION_BY_MARKER: &str = "__PARTITION_BY";
+
+/// Flink passes a table to a window TVF as `TABLE t`, optionally `TABLE t PARTITION BY k`, which
+/// sqlparser does not parse inside a call. Inside `TABLE(fn(...))` this drops the `TABLE` keyword of the
+/// argument and turns `PARTITION BY cols` into the argument `__PARTITION_BY(cols)`; spans are kept, so
+/// errors still point into the user's text. The planner reads the call (see `crate::window`).
+fn rewrite_window_tvf_tokens(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
+    let sig: Vec<usize> = (0..tokens.len()).filter(|&i| significant(&tokens[i])).collect();
+    let word = |i: usize, w: &str| matches!(&tokens[i].token, Token::Word(x) if x.value.eq_ignore_ascii_case(w));
+    let is_word = |i: usize| matches!(&tokens[i].token, Token::Word(_));
+    let has_call = sig.windows(2).any(|w| word(w[0], "TABLE") && tokens[w[1]].token == Token::LParen);
+    if !has_call {
+        return tokens;
+    }
+    let mut out = Vec::with_capacity(tokens.len() + 4);
+    let mut depth = 0usize;
+    let mut args_depth: Option<usize> = None;
+    let mut partition_open = false;
+    let mut skip = 0usize;
+    for (k, &i) in sig.iter().enumerate() {
+        let at = |d: usize| sig.get(k + d).copied();
+        if skip > 0 {
+            skip -= 1;
+            continue;
+        }
+        let t = &tokens[i];
+        let inside = args_depth == Some(depth);
+        match &t.token {
+            Token::Word(_) if word(i, "TABLE") && args_depth.is_none() => {
+                let call = matches!((at(1), at(2), at(3)), (Some(a), Some(b), Some(c))
+                    if tokens[a].token == Token::LParen && is_word(b) && tokens[c].token == Token::LParen);
+                if call {
+                    args_depth = Some(depth + 2);
+                }
+            }
+            Token::Word(_) if inside && word(i, "TABLE") => {
+                let prev = k.checked_sub(1).map(|p| &tokens[sig[p]].token);
+                if matches!(prev, Some(Token::LParen | Token::Comma | Token::RArrow)) && at(1).is_some_and(is_word) {
+                    continue;
+                }
+            }
+            Token::Word(_) if inside && word(i, "PARTITION") && at(1).is_some_and(|b| word(b, "BY")) => {
+                for tok in [Token::Comma, Token::make_word(PARTITION_BY_MARKER, None), Token::LParen] {
+                    out.push(TokenWithSpan { token: tok, span: t.span });
+                }
+                out.push(TokenWithSpan { token: Token::Whitespace(Whitespace::Space), span: t.span });
+                partition_open = true;
+                skip = 1;
+                continue;
+            }
+            Token::Comma if inside && partition_open => {
+                out.push(TokenWithSpan { token: Token::RParen, span: t.span });
+                partition_open = false;
+            }
+            Token::RParen if inside && partition_open => {
+                out.push(TokenWithSpan { token: Token::RParen, span: t.span });
+                partition_open = false;
+            }
+            _ => {}
+        }
+        match &t.token {
+            Token::LParen => depth += 1,
+            Token::RParen => {
+                depth = depth.saturating_sub(1);
+                if args_depth.is_some_and(|d| depth < d) {
+                    args_depth = None;
+                }
+            }
+            _ => {}
+        }
+        out.push(t.clone());
+        // Keep whitespace after each kept token so that words stay apart.
+        out.push(TokenWithSpan { token: Token::Whitespace(Whitespace::Space), span: t.span });
+    }
+    out
 }
 
 #[cfg(test)]

@@ -123,7 +123,7 @@ fn run(graph: &StreamGraph, settings: &Settings) -> ExitCode {
     });
     match result {
         Ok(outcome) => {
-            print_summary(&metrics.snapshot(), outcome.elapsed, outcome.stopped);
+            print_summary(&metrics.snapshot(), &metrics.operator_snapshot(), outcome.elapsed, outcome.stopped);
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -1,11 +1,44 @@
 //! The run summary printed on stderr (stdout belongs to `print` sinks).
 
-use sluice_runtime::metrics::TableCounts;
+use sluice_runtime::metrics::{OperatorCounts, TableCounts};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-pub fn print_summary(tables: &BTreeMap<String, TableCounts>, elapsed: Duration, stopped: bool) {
+pub fn print_summary(
+    tables: &BTreeMap<String, TableCounts>,
+    operators: &BTreeMap<String, OperatorCounts>,
+    elapsed: Duration,
+    stopped: bool,
+) {
     eprint!("{}", render(tables, elapsed, stopped));
+    eprint!("{}", render_operators(operators));
+}
+
+/// Stateful operators: late rows dropped and state held at the end.
+pub fn render_operators(operators: &BTreeMap<String, OperatorCounts>) -> String {
+    if operators.is_empty() {
+        return String::new();
+    }
+    let width = operators.keys().map(|k| k.len()).max().unwrap_or(8).max(8);
+    let mut s = format!("  {:<width$}  {:>12}  {:>12}  {:>12}\n", "operator", "late", "state keys", "state bytes");
+    for (name, c) in operators {
+        s.push_str(&format!(
+            "  {:<width$}  {:>12}  {:>12}  {:>12}\n",
+            name,
+            if c.late == 0 { "-".to_string() } else { c.late.to_string() },
+            c.state_keys,
+            human_bytes(c.state_bytes)
+        ));
+    }
+    s
+}
+
+fn human_bytes(b: i64) -> String {
+    match b {
+        b if b >= 10 << 20 => format!("{} MiB", b >> 20),
+        b if b >= 10 << 10 => format!("{} KiB", b >> 10),
+        b => format!("{b} B"),
+    }
 }
 
 pub fn render(tables: &BTreeMap<String, TableCounts>, elapsed: Duration, stopped: bool) -> String {

@@ -33,6 +33,7 @@ impl DatagenConfig {
     pub fn from_spec(spec: &TableSpec) -> Result<Self, ConnectorError> {
         let mut bag = OptionBag::new(&spec.connector, spec.options.clone());
         bag.ignore("scan.parallelism");
+        bag.ignore("scan.watermark.idle-timeout");
         let rows_per_second = bag.u64("rows-per-second")?.unwrap_or(10_000);
         let mut number_of_rows = bag.u64("number-of-rows")?;
         let field_opts = bag.with_prefix("fields.");
@@ -255,6 +256,7 @@ impl Source for DatagenSource {
                     _ = tokio::time::sleep(due - elapsed) => {}
                     _ = ctx.stopped() => break,
                 }
+                ctx.tick().await?;
             }
         }
         Ok(())

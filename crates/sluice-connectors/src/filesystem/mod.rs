@@ -31,5 +31,6 @@ fn bag(spec: &TableSpec) -> OptionBag {
     let mut bag = OptionBag::new(&spec.connector, spec.options.clone());
     // Read by the planner.
     bag.ignore("scan.parallelism");
+    bag.ignore("scan.watermark.idle-timeout");
     bag
 }

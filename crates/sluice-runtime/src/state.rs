@@ -1,0 +1,174 @@
+//! Keyed state held by the runtime for operators.
+//!
+//! Keys and rows are kept in Arrow's row format ([`RowCodec`]): one compact byte string per key or
+//! row, comparable with `memcmp`, turned back into columns in bulk when a result is emitted.
+//! [`KeyedState`] maps encoded keys to an operator's value and applies state TTL
+//! (`table.exec.state.ttl`): a key not written or read for the TTL is dropped, as in Flink.
+//!
+//! Snapshot and restore build on this layout (the checkpoint issue).
+
+use datafusion::arrow::array::{ArrayRef, RecordBatch};
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::row::{RowConverter, Rows, SortField};
+use datafusion::physical_expr::{PhysicalExpr, PhysicalSortExpr};
+use sluice_common::SluiceError;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn internal(what: &str, e: impl std::fmt::Display) -> SluiceError {
+    SluiceError::internal(format!("{what}: {e}"))
+}
+
+/// Encodes expressions (keys, sort keys) or whole rows of a batch as byte strings.
+#[derive(Debug)]
+pub struct RowCodec {
+    converter: RowConverter,
+    exprs: Vec<Arc<dyn PhysicalExpr>>,
+}
+
+impl RowCodec {
+    /// Encodes the values of `exprs` (key columns), compared ascending.
+    pub fn for_exprs(exprs: &[Arc<dyn PhysicalExpr>], input: &SchemaRef) -> Result<Self, SluiceError> {
+        let fields = exprs
+            .iter()
+            .map(|e| e.data_type(input).map(SortField::new))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| internal("key type", e))?;
+        let converter = RowConverter::new(fields).map_err(|e| internal("key encoding", e))?;
+        Ok(RowCodec { converter, exprs: exprs.to_vec() })
+    }
+
+    /// Encodes sort keys so that byte order is the ORDER BY order (directions, NULLS FIRST/LAST).
+    pub fn for_sort(order: &[PhysicalSortExpr], input: &SchemaRef) -> Result<Self, SluiceError> {
+        let fields = order
+            .iter()
+            .map(|s| s.expr.data_type(input).map(|t| SortField::new_with_options(t, s.options)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| internal("sort key type", e))?;
+        let converter = RowConverter::new(fields).map_err(|e| internal("sort key encoding", e))?;
+        Ok(RowCodec { converter, exprs: order.iter().map(|s| s.expr.clone()).collect() })
+    }
+
+    /// Encodes every column of rows of `schema`.
+    pub fn for_rows(schema: &SchemaRef) -> Result<Self, SluiceError> {
+        let fields = schema.fields().iter().map(|f| SortField::new(f.data_type().clone())).collect();
+        let converter = RowConverter::new(fields).map_err(|e| internal("row encoding", e))?;
+        Ok(RowCodec { converter, exprs: Vec::new() })
+    }
+
+    /// The encoded keys of every row, and which rows have a NULL in any key column.
+    pub fn encode(&self, batch: &RecordBatch) -> Result<(Rows, Vec<bool>), SluiceError> {
+        let n = batch.num_rows();
+        let columns: Vec<ArrayRef> = if self.exprs.is_empty() {
+            batch.columns().to_vec()
+        } else {
+            self.exprs
+                .iter()
+                .map(|e| e.evaluate(batch).and_then(|v| v.into_array(n)))
+                .collect::<Result<_, _>>()
+                .map_err(|e| internal("evaluating keys", e))?
+        };
+        let mut nulls = vec![false; n];
+        for c in &columns {
+            if c.null_count() > 0 {
+                for (i, null) in nulls.iter_mut().enumerate() {
+                    *null |= c.is_null(i);
+                }
+            }
+        }
+        let rows = self.converter.convert_columns(&columns).map_err(|e| internal("encoding keys", e))?;
+        Ok((rows, nulls))
+    }
+
+    /// Columns back from encoded byte strings.
+    pub fn decode<'a>(&self, encoded: impl IntoIterator<Item = &'a [u8]>) -> Result<Vec<ArrayRef>, SluiceError> {
+        let parser = self.converter.parser();
+        self.converter
+            .convert_rows(encoded.into_iter().map(|b| parser.parse(b)))
+            .map_err(|e| internal("decoding rows", e))
+    }
+}
+
+pub type FastMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
+
+/// An operator's state: one `V` per encoded key, with optional TTL since last access.
+#[derive(Debug)]
+pub struct KeyedState<V> {
+    map: FastMap<Box<[u8]>, Slot<V>>,
+    ttl: Option<Duration>,
+    /// Time of the last TTL sweep.
+    swept: Instant,
+}
+
+#[derive(Debug)]
+struct Slot<V> {
+    value: V,
+    touched: Instant,
+}
+
+impl<V> KeyedState<V> {
+    pub fn new(ttl: Option<Duration>) -> Self {
+        KeyedState { map: FastMap::default(), ttl, swept: Instant::now() }
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    pub fn get(&mut self, key: &[u8]) -> Option<&mut V> {
+        let ttl = self.ttl.is_some();
+        self.map.get_mut(key).map(|s| {
+            if ttl {
+                s.touched = Instant::now();
+            }
+            &mut s.value
+        })
+    }
+
+    /// The value for `key`, created with `init` when absent.
+    pub fn entry(&mut self, key: &[u8], init: impl FnOnce() -> V) -> &mut V {
+        let now = if self.ttl.is_some() { Instant::now() } else { self.swept };
+        if !self.map.contains_key(key) {
+            self.map.insert(key.into(), Slot { value: init(), touched: now });
+        }
+        let slot = self.map.get_mut(key).expect("inserted above");
+        slot.touched = now;
+        &mut slot.value
+    }
+
+    pub fn remove(&mut self, key: &[u8]) -> Option<V> {
+        self.map.remove(key).map(|s| s.value)
+    }
+
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (&[u8], &mut V)> {
+        self.map.iter_mut().map(|(k, s)| (k.as_ref(), &mut s.value))
+    }
+
+    pub fn retain(&mut self, mut keep: impl FnMut(&[u8], &mut V) -> bool) {
+        self.map.retain(|k, s| keep(k, &mut s.value));
+    }
+
+    /// Drops keys idle for longer than the TTL; sweeps at most every tenth of the TTL.
+    pub fn expire(&mut self) -> usize {
+        let Some(ttl) = self.ttl else { return 0 };
+        let now = Instant::now();
+        if now.duration_since(self.swept) < ttl / 10 {
+            return 0;
+        }
+        self.swept = now;
+        let before = self.map.len();
+        self.map.retain(|_, s| now.duration_since(s.touched) < ttl);
+        before - self.map.len()
+    }
+
+    /// Bytes of keys plus table overhead (values are accounted by the operator).
+    pub fn key_bytes(&self) -> usize {
+        self.map.keys().map(|k| k.len()).sum::<usize>()
+            + self.map.capacity() * (std::mem::size_of::<(Box<[u8]>, Slot<V>)>() + 1)
+    }
+}
