@@ -30,6 +30,7 @@ pub fn register(state: &mut SessionState) {
         ScalarUDF::from(Proctime::new()),
         ScalarUDF::from(ToTimestamp::new()),
         ScalarUDF::from(If::new()),
+        ScalarUDF::from(SystemTimeMarker::new()),
     ] {
         state.register_udf(Arc::new(udf)).expect("registering a UDF cannot fail");
     }
@@ -523,6 +524,38 @@ impl ScalarUDFImpl for Proctime {
         let now = chrono::Utc::now().timestamp_millis();
         let a = TimestampMillisecondArray::from_value(now, args.number_rows).with_timezone(LTZ_ZONE);
         Ok(ColumnarValue::Array(Arc::new(a)))
+    }
+}
+
+// ---------------------------------------------------------------- FOR SYSTEM_TIME AS OF marker
+
+/// Name of the marker the planner ANDs into a temporal join's ON clause: `__sluice_system_time(l.ts)`
+/// keeps the probe side's time attribute alive through projection pushdown and tells the stream
+/// planner which column it is. It is removed from the join condition before execution.
+pub const SYSTEM_TIME_MARKER: &str = "__sluice_system_time";
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct SystemTimeMarker {
+    signature: Signature,
+}
+
+impl SystemTimeMarker {
+    fn new() -> Self {
+        // Volatile, so that the optimizer neither folds it nor pushes it below the join.
+        SystemTimeMarker { signature: Signature::any(1, Volatility::Volatile) }
+    }
+}
+
+impl ScalarUDFImpl for SystemTimeMarker {
+    udf_boilerplate!("__sluice_system_time");
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Boolean)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let all = datafusion::arrow::array::BooleanArray::from(vec![true; args.number_rows]);
+        Ok(ColumnarValue::Array(Arc::new(all)))
     }
 }
 

@@ -463,7 +463,8 @@ impl<'a> Planner<'a> {
                 let pos = self.pos;
                 let mut derived = |q: Box<Query>| planner.internal_view(q, pos);
                 let r = relations::for_each_select(&mut query.body, &mut |select| {
-                    relations::rewrite_legacy_group_window(select, &mut derived).map(|_| ())
+                    relations::rewrite_legacy_group_window(select, &mut derived)?;
+                    relations::mark_temporal_joins(select)
                 });
                 match r {
                     Ok(()) => ControlFlow::Continue(()),

@@ -457,3 +457,60 @@ pub fn for_each_select(
         _ => Ok(()),
     }
 }
+
+/// For each `JOIN t FOR SYSTEM_TIME AS OF l.ts ON cond` of the select, ANDs
+/// `__sluice_system_time(l.ts)` into `cond` (see [`crate::functions::SYSTEM_TIME_MARKER`]).
+pub fn mark_temporal_joins(select: &mut Select) -> Result<(), SqlError> {
+    use datafusion::sql::sqlparser::ast::{BinaryOperator, JoinConstraint, JoinOperator};
+    for from in &mut select.from {
+        for join in &mut from.joins {
+            let TableFactor::Table { version: Some(TableVersion::ForSystemTimeAsOf(time)), name, .. } = &join.relation
+            else {
+                continue;
+            };
+            let span = name.0.first().and_then(|p| p.as_ident()).map(|i| i.span).unwrap_or(Span::empty());
+            let marker = Expr::Function(Function {
+                name: ObjectName(vec![ObjectNamePart::Identifier(Ident::new(crate::functions::SYSTEM_TIME_MARKER))]),
+                uses_odbc_syntax: false,
+                parameters: FunctionArguments::None,
+                args: FunctionArguments::List(FunctionArgumentList {
+                    duplicate_treatment: None,
+                    args: vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(time.clone()))],
+                    clauses: vec![],
+                }),
+                filter: None,
+                null_treatment: None,
+                over: None,
+                within_group: vec![],
+            });
+            let constraint = match &mut join.join_operator {
+                JoinOperator::Join(c) | JoinOperator::Inner(c) | JoinOperator::Left(c) | JoinOperator::LeftOuter(c) => {
+                    c
+                }
+                _ => {
+                    return Err(SqlError::at(
+                        span,
+                        "FOR SYSTEM_TIME AS OF is supported in [INNER] JOIN and LEFT [OUTER] JOIN only (as in Flink)",
+                    ))
+                }
+            };
+            match constraint {
+                JoinConstraint::On(on) => {
+                    let cond = std::mem::replace(on, Expr::Value(Value::Null.into()));
+                    *on = Expr::BinaryOp {
+                        left: Box::new(Expr::Nested(Box::new(cond))),
+                        op: BinaryOperator::And,
+                        right: Box::new(marker),
+                    };
+                }
+                _ => {
+                    return Err(SqlError::at(
+                        span,
+                        "a temporal join needs an ON clause with an equality on the versioned table's key",
+                    ))
+                }
+            }
+        }
+    }
+    Ok(())
+}

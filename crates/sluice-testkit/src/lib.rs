@@ -48,12 +48,18 @@ impl GoldenEnv {
 
     /// `sluice run` at the given parallelism; rows from stdout and `${OUT}`.
     pub fn run(&self, case: &Path, parallelism: usize, sorted: bool) -> Produced {
+        self.run_in(None, case, parallelism, sorted)
+    }
+
+    /// [`GoldenEnv::run`] with the working directory `dir` (examples use paths relative to the repository).
+    pub fn run_in(&self, dir: Option<&Path>, case: &Path, parallelism: usize, sorted: bool) -> Produced {
         let out = tempfile::tempdir().expect("temp dir");
         let set = format!("parallelism.default={parallelism}");
-        let output = self
-            .command(&["run", &case.display().to_string(), "--set", &set], out.path())
-            .output()
-            .expect("run sluice");
+        let mut command = self.command(&["run", &case.display().to_string(), "--set", &set], out.path());
+        if let Some(dir) = dir {
+            command.current_dir(dir);
+        }
+        let output = command.output().expect("run sluice");
         let mut stdout: Vec<String> =
             String::from_utf8_lossy(&output.stdout).lines().map(normalize_print_line).collect();
         let mut files = read_output_files(out.path());

@@ -69,3 +69,33 @@ fn golden_cases() {
     }
     assert!(failures.is_empty(), "{} of {} golden cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
 }
+
+/// Every `examples/NAME.sql` with an expectation `tests/golden/examples/NAME.out` runs from the
+/// repository root exactly as the README shows, at parallelism 1 and 2, and gives the expected rows.
+#[test]
+fn examples_give_the_expected_rows() {
+    let env = env();
+    let expectations = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/examples");
+    let root = env.examples.parent().expect("repository root").to_path_buf();
+    let mut checked = 0;
+    let mut failures = Vec::new();
+    for entry in std::fs::read_dir(&expectations).expect("expectations dir").flatten() {
+        let out_file = entry.path();
+        if out_file.extension().is_none_or(|e| e != "out") {
+            continue;
+        }
+        let name = out_file.file_stem().expect("file name").to_string_lossy().to_string();
+        let case = PathBuf::from("examples").join(format!("{name}.sql"));
+        for parallelism in [1, 2] {
+            let p = env.run_in(Some(&root), &case, parallelism, true);
+            if p.exit_code != Some(0) {
+                failures.push(format!("{name} at parallelism {parallelism} failed: {:?}\n{}", p.exit_code, p.stderr));
+            } else if let Err(e) = check(&out_file, &p.text) {
+                failures.push(format!("{name} at parallelism {parallelism}: {e}"));
+            }
+        }
+        checked += 1;
+    }
+    assert!(checked >= 2, "expected the clickstream and leaderboard examples to have expectations");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -8,15 +8,17 @@ use crate::graph::{
 };
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::tree_node::TreeNode;
-use datafusion::common::{DFSchema, ScalarValue, TableReference};
+use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::datasource::source_as_provider;
 use datafusion::logical_expr::logical_plan::{Aggregate, Filter, Join, JoinType};
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
+use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::logical_expr::{BinaryExpr, Expr, LogicalPlan, Operator};
 use datafusion::physical_expr::expressions::Column as PhysicalColumn;
 use datafusion::physical_expr::{create_physical_sort_exprs, PhysicalExpr};
 use sluice_common::options::parse_duration;
 use sluice_common::{TableSpec, WindowKind, WindowSpec};
+use sluice_sql::functions::SYSTEM_TIME_MARKER;
 use sluice_sql::{SqlError, TemporalTable, WatermarkSpec, WindowTvfTable};
 use std::sync::Arc;
 
@@ -348,9 +350,26 @@ impl Builder<'_> {
                 )
             }
         };
-        if j.filter.is_some() {
-            return Err(self.err("a temporal join's ON clause may only hold equalities between the two sides"));
+        // The planner ANDed `__sluice_system_time(l.ts)` into the ON clause; it names the probe time.
+        let mut left_time_expr = None;
+        if let Some(filter) = &j.filter {
+            for conjunct in split_conjunction(filter) {
+                match conjunct {
+                    Expr::ScalarFunction(f) if f.func.name() == SYSTEM_TIME_MARKER && f.args.len() == 1 => {
+                        left_time_expr = Some(f.args[0].clone())
+                    }
+                    other => {
+                        return Err(self.err(format!(
+                            "a temporal join's ON clause may only hold equalities between the two sides, found {}",
+                            display_expr(other)
+                        )))
+                    }
+                }
+            }
         }
+        let Some(left_time_expr) = left_time_expr else {
+            return Err(self.err("internal: temporal join without its FOR SYSTEM_TIME AS OF marker"));
+        };
         if j.on.is_empty() {
             return Err(self.err(format!(
                 "a temporal join needs an equality on the versioned table's primary key, e.g. ON l.k = {}.k",
@@ -370,14 +389,13 @@ impl Builder<'_> {
             None => DFSchema::try_from(t.schema.as_ref().clone()),
         }
         .map_err(|e| self.err(e.to_string()))?;
-        let left_time = match t.left_time.as_slice() {
-            [name] => lschema.index_of_column_by_name(None, name),
-            [.., q, name] => lschema.index_of_column_by_name(Some(&TableReference::bare(q.as_str())), name),
-            [] => None,
+        let left_time = match &left_time_expr {
+            Expr::Column(c) => lschema.index_of_column(c).ok(),
+            _ => None,
         }
         .ok_or_else(|| {
             self.err(format!(
-                "FOR SYSTEM_TIME AS OF column '{}' is not a column of the join's left side",
+                "FOR SYSTEM_TIME AS OF needs a time attribute column of the join's left side, found '{}'",
                 t.left_time.join(".")
             ))
         })?;
