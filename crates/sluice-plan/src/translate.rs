@@ -293,5 +293,23 @@ pub(crate) fn display_expr(e: &Expr) -> String {
         Expr::Alias(a) => format!("{} AS {}", a.expr.human_display(), a.name),
         _ => e.human_display().to_string(),
     };
-    s.replace(sluice_sql::SOURCE_PREFIX, "")
+    strip_internal_qualifiers(&s.replace(sluice_sql::SOURCE_PREFIX, ""))
+}
+
+/// Drops `__sluice_window_3.` and similar qualifiers of internal tables from a displayed expression.
+fn strip_internal_qualifiers(s: &str) -> String {
+    use sluice_sql::relations::{TEMPORAL_PREFIX, VIEW_PREFIX, WINDOW_PREFIX};
+    let mut out = s.to_string();
+    for prefix in [WINDOW_PREFIX, TEMPORAL_PREFIX, VIEW_PREFIX] {
+        while let Some(start) = out.find(prefix) {
+            let rest = &out[start + prefix.len()..];
+            let digits = rest.chars().take_while(|c| c.is_ascii_digit()).count();
+            let mut end = start + prefix.len() + digits;
+            if out[end..].starts_with('.') {
+                end += 1;
+            }
+            out.replace_range(start..end, "");
+        }
+    }
+    out
 }

@@ -542,7 +542,7 @@ struct SystemTimeMarker {
 impl SystemTimeMarker {
     fn new() -> Self {
         // Volatile, so that the optimizer neither folds it nor pushes it below the join.
-        SystemTimeMarker { signature: Signature::any(1, Volatility::Volatile) }
+        SystemTimeMarker { signature: Signature::variadic_any(Volatility::Volatile) }
     }
 }
 

@@ -584,6 +584,20 @@ impl<'a> Planner<'a> {
         if !self.tables.contains_key(table) && !self.views.contains(table) {
             return Err(SqlError::at(span, format!("unknown table '{table}' in FOR SYSTEM_TIME AS OF")));
         }
+        if let Some(t) = self.tables.get(table) {
+            if t.spec.primary_key.is_empty() {
+                return Err(SqlError::at(
+                    span,
+                    format!("the versioned table '{table}' of a temporal join needs a PRIMARY KEY (as in Flink)"),
+                ));
+            }
+            if t.watermark.is_none() {
+                return Err(SqlError::at(
+                    span,
+                    format!("the versioned table '{table}' of an event-time temporal join needs a WATERMARK"),
+                ));
+            }
+        }
         let input = self.plan_input(table, pos)?;
         let schema = Arc::new(input.schema().as_arrow().clone());
         let name = self.next_internal(relations::TEMPORAL_PREFIX);

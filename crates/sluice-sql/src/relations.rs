@@ -469,13 +469,38 @@ pub fn mark_temporal_joins(select: &mut Select) -> Result<(), SqlError> {
                 continue;
             };
             let span = name.0.first().and_then(|p| p.as_ident()).map(|i| i.span).unwrap_or(Span::empty());
+            // The marker also names a column of the versioned side (taken from the ON clause), so that
+            // the optimizer cannot push it into either input.
+            let right_name = match &join.relation {
+                TableFactor::Table { alias: Some(a), .. } => a.name.value.clone(),
+                _ => name.0.last().and_then(|p| p.as_ident()).map(|i| i.value.clone()).unwrap_or_default(),
+            };
+            let mut args = vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(time.clone()))];
+            if let JoinOperator::Join(JoinConstraint::On(on))
+            | JoinOperator::Inner(JoinConstraint::On(on))
+            | JoinOperator::Left(JoinConstraint::On(on))
+            | JoinOperator::LeftOuter(JoinConstraint::On(on)) = &join.join_operator
+            {
+                let mut found = None;
+                let _ = datafusion::sql::sqlparser::ast::visit_expressions(on, |e| {
+                    if let Expr::CompoundIdentifier(parts) = e {
+                        if parts.len() == 2 && parts[0].value == right_name && found.is_none() {
+                            found = Some(e.clone());
+                        }
+                    }
+                    std::ops::ControlFlow::<()>::Continue(())
+                });
+                if let Some(r) = found {
+                    args.push(FunctionArg::Unnamed(FunctionArgExpr::Expr(r)));
+                }
+            }
             let marker = Expr::Function(Function {
                 name: ObjectName(vec![ObjectNamePart::Identifier(Ident::new(crate::functions::SYSTEM_TIME_MARKER))]),
                 uses_odbc_syntax: false,
                 parameters: FunctionArguments::None,
                 args: FunctionArguments::List(FunctionArgumentList {
                     duplicate_treatment: None,
-                    args: vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(time.clone()))],
+                    args,
                     clauses: vec![],
                 }),
                 filter: None,

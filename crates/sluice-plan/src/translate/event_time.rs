@@ -355,7 +355,7 @@ impl Builder<'_> {
         if let Some(filter) = &j.filter {
             for conjunct in split_conjunction(filter) {
                 match conjunct {
-                    Expr::ScalarFunction(f) if f.func.name() == SYSTEM_TIME_MARKER && f.args.len() == 1 => {
+                    Expr::ScalarFunction(f) if f.func.name() == SYSTEM_TIME_MARKER && !f.args.is_empty() => {
                         left_time_expr = Some(f.args[0].clone())
                     }
                     other => {
