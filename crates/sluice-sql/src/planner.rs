@@ -114,11 +114,16 @@ pub fn new_session() -> SessionState {
         opts.sql_parser.map_string_types_to_utf8view = false;
         opts.execution.target_partitions = 1;
     }
-    let mut state = SessionStateBuilder::new()
+    let state = SessionStateBuilder::new()
         .with_config(config)
         .with_default_features()
         .with_type_planner(Arc::new(crate::functions::FlinkTypePlanner))
         .build();
+    // Splitting COUNT(DISTINCT x) into two aggregations suits batch execution; on a stream it would
+    // double the state and turn one window aggregation into an updating one.
+    let rules: Vec<_> =
+        state.optimizers().iter().filter(|r| r.name() != "single_distinct_aggregation_to_group_by").cloned().collect();
+    let mut state = SessionStateBuilder::new_from_existing(state).with_optimizer_rules(rules).build();
     crate::functions::register(&mut state);
     state
 }

@@ -139,7 +139,7 @@ impl Builder<'_> {
         w: &WindowTvfTable,
         projection: Option<&Vec<usize>>,
     ) -> Result<NodeId, SqlError> {
-        if matches!(w.spec.kind, WindowKind::Session { .. }) {
+        if matches!(w.spec.kind, WindowKind::Session { .. }) && !self.pane_mode {
             return Err(self.err(
                 "SESSION windows are supported in window aggregations (GROUP BY window_start, window_end, ...) only",
             ));
@@ -177,9 +177,6 @@ impl Builder<'_> {
             return Ok(None);
         }
         let Some(window) = window_below(&a.input) else { return Ok(None) };
-        if matches!(window.kind, WindowKind::Session { .. }) {
-            return Err(self.err("SESSION window aggregation is not supported yet; use TUMBLE, HOP or CUMULATE"));
-        }
         self.pane_mode = true;
         let input = self.node(&a.input);
         self.pane_mode = false;

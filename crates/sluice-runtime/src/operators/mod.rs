@@ -3,6 +3,7 @@
 mod aggregate;
 mod filter;
 mod project;
+mod session_window;
 mod temporal_join;
 mod top_n;
 mod window_aggregate;
@@ -33,6 +34,9 @@ pub fn create(graph: &StreamGraph, node: &Node, metrics: &Metrics) -> Result<Opt
     Ok(match &node.kind {
         NodeKind::WindowAssign { window, time, panes } => {
             Some(Box::new(WindowAssign::new(*window, *time, *panes, node.schema.clone())))
+        }
+        NodeKind::WindowAggregate(spec) if matches!(spec.window.kind, sluice_common::WindowKind::Session { .. }) => {
+            Some(Box::new(session_window::SessionWindow::new(spec.clone(), input(0), node.schema.clone(), m())?))
         }
         NodeKind::WindowAggregate(spec) => {
             Some(Box::new(WindowAggregate::new(spec.clone(), input(0), node.schema.clone(), m())?))

@@ -6,7 +6,7 @@ use crate::operator::Operator;
 use datafusion::arrow::array::{ArrayRef, AsArray, RecordBatch, TimestampMillisecondArray, UInt32Array};
 use datafusion::arrow::compute::{cast, take};
 use datafusion::arrow::datatypes::{DataType, SchemaRef, TimeUnit, TimestampMillisecondType};
-use sluice_common::{SluiceError, StreamBatch, WindowSpec};
+use sluice_common::{SluiceError, StreamBatch, WindowKind, WindowSpec};
 use std::sync::Arc;
 
 pub struct WindowAssign {
@@ -36,7 +36,12 @@ impl Operator for WindowAssign {
         for (i, t) in ts.iter().enumerate() {
             // A row without a rowtime belongs to no window (Flink rejects NULL rowtimes at the source).
             let Some(t) = t else { continue };
-            if self.panes {
+            if let (true, WindowKind::Session { gap }) = (self.panes, self.window.kind) {
+                // A session starts as the row's own window; the aggregation merges them.
+                rows.push(i as u32);
+                starts.push(t);
+                ends.push(t + gap);
+            } else if self.panes {
                 let end = self.window.pane_end(t);
                 rows.push(i as u32);
                 starts.push(end - self.window.pane());
