@@ -97,6 +97,9 @@ pub struct TopNSpec {
     pub input_updating: bool,
     /// `table.exec.state.ttl`: partitions untouched this long are forgotten.
     pub state_ttl: Option<Duration>,
+    /// Deduplication keeping the last row by a time column (`ORDER BY ts DESC ... = 1`): a row with
+    /// the same time replaces the kept one, as Flink's deduplication does (ranking keeps the earlier).
+    pub later_wins_ties: bool,
     pub display: String,
 }
 

@@ -284,6 +284,14 @@ impl Builder<'_> {
         )
         .map_err(|e| self.err(format!("cannot plan ORDER BY of ROW_NUMBER(): {e}")))?;
         let input_updating = self.graph.nodes[input].updating;
+        let in_arrow = Arc::new(in_schema.as_arrow().clone());
+        let later_wins_ties = limit == 1
+            && order.len() == 1
+            && order[0].options.descending
+            && order[0]
+                .expr
+                .data_type(&in_arrow)
+                .is_ok_and(|t| matches!(t, datafusion::arrow::datatypes::DataType::Timestamp(..)));
         let col_of = |name: &str| {
             wf.params.partition_by.iter().find(|e| column_name(e) == Some(name)).and_then(|e| match e {
                 Expr::Column(c) => in_schema.index_of_column(c).ok(),
@@ -311,6 +319,7 @@ impl Builder<'_> {
             window: window_cols,
             input_updating,
             state_ttl: self.settings.state_ttl,
+            later_wins_ties,
             display,
         };
         let parallelism = if partition_keys.is_empty() { 1 } else { self.settings.parallelism };

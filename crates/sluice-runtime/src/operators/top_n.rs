@@ -97,8 +97,13 @@ impl TopN {
     fn add(&mut self, key: &[u8], e: Entry) {
         let limit = self.spec.limit;
         let keep_all = self.spec.input_updating;
+        let later_wins = self.spec.later_wins_ties;
         let list = self.state.entry(key, Vec::new);
-        let pos = upper_bound(list, &e.sort);
+        let pos = if later_wins {
+            list.partition_point(|x| x.sort.as_ref() < e.sort.as_ref())
+        } else {
+            upper_bound(list, &e.sort)
+        };
         if pos >= limit {
             if keep_all {
                 list.insert(pos, e);
