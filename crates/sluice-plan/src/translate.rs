@@ -20,6 +20,7 @@ use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext
 use datafusion::physical_planner::create_aggregate_expr_and_maybe_filter;
 use sluice_common::SinkCaps;
 use sluice_sql::{PlannedPipeline, Pos, SqlError, StreamTable, TemporalTable, WindowTvfTable};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 pub fn build_graph(pipeline: &PlannedPipeline, settings: &Settings) -> Result<StreamGraph, SqlError> {
@@ -31,7 +32,12 @@ pub fn build_graph(pipeline: &PlannedPipeline, settings: &Settings) -> Result<St
         insert: 0,
         pos: None,
         pane_mode: false,
+        scans: BTreeMap::new(),
+        sources: BTreeMap::new(),
     };
+    for insert in &pipeline.inserts {
+        collect_scans(&insert.plan, &mut b.scans);
+    }
     for (i, insert) in pipeline.inserts.iter().enumerate() {
         b.insert = i;
         b.pos = insert.pos;
@@ -70,6 +76,35 @@ struct Builder<'a> {
     pos: Option<Pos>,
     /// Set while translating the input of a window aggregation: window TVFs assign panes.
     pane_mode: bool,
+    /// For each table, every connector column any scan of it reads: a table read by several scans
+    /// (a view joined with its own table, statement sets) is read once (Flink's source reuse).
+    scans: BTreeMap<String, BTreeSet<usize>>,
+    /// The source node of each table, once created.
+    sources: BTreeMap<String, NodeId>,
+}
+
+/// Adds the connector columns each scan in `plan` reads to `out`.
+fn collect_scans(plan: &LogicalPlan, out: &mut BTreeMap<String, BTreeSet<usize>>) {
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    let _ = plan.apply(|node| {
+        if let LogicalPlan::TableScan(scan) = node {
+            if let Ok(provider) = source_as_provider(&scan.source) {
+                if let Some(t) = provider.downcast_ref::<StreamTable>() {
+                    let n = t.spec.connector_schema.fields().len();
+                    let cols = out.entry(t.spec.name.clone()).or_default();
+                    match &scan.projection {
+                        Some(p) => cols.extend(p.iter().copied()),
+                        None => cols.extend(0..n),
+                    }
+                } else if let Some(w) = provider.downcast_ref::<WindowTvfTable>() {
+                    collect_scans(&w.input, out);
+                } else if let Some(t) = provider.downcast_ref::<TemporalTable>() {
+                    collect_scans(&t.input, out);
+                }
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
 }
 
 impl Builder<'_> {
@@ -119,6 +154,38 @@ impl Builder<'_> {
         }
     }
 
+    /// The source node of a table, producing every column any scan of it reads.
+    fn source(&mut self, spec: &sluice_common::TableSpec) -> Result<NodeId, SqlError> {
+        let spec = spec.clone();
+        let planned = &self.pipeline.tables[&spec.name];
+        let caps = planned.source_caps.expect("planner checked every scanned table");
+        let parallelism = match spec.options.get("scan.parallelism") {
+            Some(p) => p.parse().map_err(|_| {
+                self.err(format!(
+                    "table '{}': option 'scan.parallelism' must be a positive integer, got '{p}'",
+                    spec.name
+                ))
+            })?,
+            None => self.settings.parallelism,
+        };
+        // The source produces only the columns the queries read (projection pushdown), plus those
+        // its watermark needs.
+        let full = spec.connector_schema.clone();
+        let n = full.fields().len();
+        let wanted: Vec<usize> = self.scans[&spec.name].iter().copied().collect();
+        let schema = Arc::new(full.project(&wanted).map_err(|e| self.err(e.to_string()))?);
+        let (produced, watermark) = match &planned.watermark {
+            Some(w) => {
+                let (produced, wm) = self.source_watermark(&spec, w, &wanted)?;
+                (produced, Some(wm))
+            }
+            None => (wanted, None),
+        };
+        let identity = produced.len() == n && produced.iter().enumerate().all(|(i, c)| i == *c);
+        let projection = (!identity).then_some(produced);
+        Ok(self.add(NodeKind::Source { spec, caps, projection, watermark }, vec![], parallelism, schema, false))
+    }
+
     #[allow(clippy::type_complexity)]
     fn aggregates(
         &self,
@@ -164,34 +231,20 @@ impl Builder<'_> {
                 if !scan.filters.is_empty() {
                     return Err(self.err("internal: filters were pushed into a streaming scan"));
                 }
-                let spec = table.spec.clone();
-                let planned = &self.pipeline.tables[&spec.name];
-                let caps = planned.source_caps.expect("planner checked every scanned table");
-                let parallelism = match spec.options.get("scan.parallelism") {
-                    Some(p) => p.parse().map_err(|_| {
-                        self.err(format!(
-                            "table '{}': option 'scan.parallelism' must be a positive integer, got '{p}'",
-                            spec.name
-                        ))
-                    })?,
-                    None => self.settings.parallelism,
-                };
-                // The source produces only the columns the query reads (projection pushdown), plus
-                // those its watermark needs.
-                let full = spec.connector_schema.clone();
-                let n = full.fields().len();
-                let wanted: Vec<usize> = scan.projection.clone().unwrap_or_else(|| (0..n).collect());
-                let schema = Arc::new(full.project(&wanted).map_err(|e| self.err(e.to_string()))?);
-                let (produced, watermark) = match &planned.watermark {
-                    Some(w) => {
-                        let (produced, wm) = self.source_watermark(&spec, w, &wanted)?;
-                        (produced, Some(wm))
+                let full = table.spec.connector_schema.clone();
+                let wanted: Vec<usize> = scan.projection.clone().unwrap_or_else(|| (0..full.fields().len()).collect());
+                let source = match self.sources.get(&table.spec.name) {
+                    Some(id) => *id,
+                    None => {
+                        let id = self.source(&table.spec)?;
+                        self.sources.insert(table.spec.name.clone(), id);
+                        id
                     }
-                    None => (wanted, None),
                 };
-                let identity = produced.len() == n && produced.iter().enumerate().all(|(i, c)| i == *c);
-                let projection = (!identity).then_some(produced);
-                Ok(self.add(NodeKind::Source { spec, caps, projection, watermark }, vec![], parallelism, schema, false))
+                let union: Vec<usize> = self.scans[&table.spec.name].iter().copied().collect();
+                let columns: Vec<usize> =
+                    wanted.iter().map(|c| union.iter().position(|u| u == c).expect("collected")).collect();
+                Ok(self.select_columns(source, &columns))
             }
             LogicalPlan::Projection(p) => {
                 let input = self.node(&p.input)?;

@@ -70,7 +70,7 @@ impl Builder<'_> {
     }
 
     /// A projection node choosing `columns` of `input` (for scans with projection pushdown).
-    fn select_columns(&mut self, input: NodeId, columns: &[usize]) -> NodeId {
+    pub(super) fn select_columns(&mut self, input: NodeId, columns: &[usize]) -> NodeId {
         let n = &self.graph.nodes[input];
         let schema = n.schema.clone();
         let (par, upd) = (n.parallelism, n.updating);
