@@ -117,6 +117,9 @@ pub struct TemporalJoinSpec {
     pub left_time: usize,
     pub right_time: usize,
     pub join_type: TemporalJoinType,
+    /// The versioned side is a deduplicating view (latest row per key by time) that the join applies
+    /// itself: a row older than the key's latest version is ignored, an equal time replaces it.
+    pub right_dedup: bool,
     pub display: String,
 }
 

@@ -34,6 +34,7 @@ pub fn build_graph(pipeline: &PlannedPipeline, settings: &Settings) -> Result<St
         pane_mode: false,
         scans: BTreeMap::new(),
         sources: BTreeMap::new(),
+        dedup_bypass: None,
     };
     for insert in &pipeline.inserts {
         collect_scans(&insert.plan, &mut b.scans);
@@ -81,6 +82,7 @@ struct Builder<'a> {
     scans: BTreeMap<String, BTreeSet<usize>>,
     /// The source node of each table, once created.
     sources: BTreeMap<String, NodeId>,
+    dedup_bypass: Option<event_time::DedupBypass>,
 }
 
 /// Adds the connector columns each scan in `plan` reads to `out`.

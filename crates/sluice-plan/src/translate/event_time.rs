@@ -22,6 +22,13 @@ use sluice_sql::functions::SYSTEM_TIME_MARKER;
 use sluice_sql::{SqlError, TemporalTable, WatermarkSpec, WindowTvfTable};
 use std::sync::Arc;
 
+/// Set while translating the versioned side of a temporal join: a deduplication on `keys` keeping
+/// the latest row by time is left to the join (`taken`).
+pub(super) struct DedupBypass {
+    pub(super) keys: Vec<String>,
+    pub(super) taken: bool,
+}
+
 /// The window TVF a plan reads through projections, filters and aliases only.
 fn window_below(plan: &LogicalPlan) -> Option<WindowSpec> {
     match plan {
@@ -312,6 +319,36 @@ impl Builder<'_> {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
+        // The versioned view of a temporal join deduplicates on the join key keeping the latest row
+        // by time: the join applies that rule itself, so no separate state is kept for it.
+        let partition_names: Vec<&str> = wf.params.partition_by.iter().filter_map(column_name).collect();
+        if let Some(bypass) = &mut self.dedup_bypass {
+            if later_wins_ties && !input_updating && window_cols.is_none() && bypass.keys == partition_names {
+                bypass.taken = true;
+                let n = &self.graph.nodes[input];
+                let (par, in_schema_arrow) = (n.parallelism, n.schema.clone());
+                let mut exprs: Vec<Arc<dyn PhysicalExpr>> =
+                    (0..in_schema_arrow.fields().len()).map(|i| self.column_expr(&in_schema_arrow, i)).collect();
+                exprs
+                    .push(Arc::new(datafusion::physical_expr::expressions::Literal::new(ScalarValue::UInt64(Some(1)))));
+                let mut display: Vec<String> = in_schema_arrow.fields().iter().map(|f| f.name().clone()).collect();
+                display.push("1 AS rownum (deduplicated by the temporal join)".into());
+                let schema = arrow_schema(window.schema.as_ref());
+                let edge = Edge { from: input, partitioning: Partitioning::Forward };
+                let id = self.add(NodeKind::Project { exprs, display }, vec![edge], par, schema, false);
+                let Some(p) = proj else { return Ok(Some(id)) };
+                let exprs = p.expr.iter().map(|e| self.physical(e, p.input.schema())).collect::<Result<Vec<_>, _>>()?;
+                let display = p.expr.iter().map(display_expr).collect();
+                let edge = Edge { from: id, partitioning: Partitioning::Forward };
+                return Ok(Some(self.add(
+                    NodeKind::Project { exprs, display },
+                    vec![edge],
+                    par,
+                    arrow_schema(p.schema.as_ref()),
+                    false,
+                )));
+            }
+        }
         let spec = TopNSpec {
             partition_keys: partition_keys.clone(),
             order,
@@ -388,7 +425,11 @@ impl Builder<'_> {
         }
         // The join reads every column of the versioned side (its time attribute may not be selected),
         // and a projection afterwards keeps what the query uses.
-        let right_node = self.node(&t.input)?;
+        let keys: Vec<String> = j.on.iter().filter_map(|(_, r)| column_name(r).map(str::to_string)).collect();
+        self.dedup_bypass = Some(DedupBypass { keys, taken: false });
+        let right_node = self.node(&t.input);
+        let right_dedup = self.dedup_bypass.take().is_some_and(|b| b.taken);
+        let right_node = right_node?;
         let (lschema, rschema) = (j.left.schema(), j.right.schema());
         let right_df = match rschema.qualified_field(0).0 {
             Some(q) => DFSchema::try_from_qualified_schema(q.clone(), &t.schema),
@@ -432,6 +473,7 @@ impl Builder<'_> {
             left_time,
             right_time,
             join_type,
+            right_dedup,
             display,
         };
         let edges = vec![

@@ -78,6 +78,9 @@ impl TemporalJoin {
                     self.versions.insert(key.into(), vec![(ts, value)]);
                 }
                 Some(list) => {
+                    if self.spec.right_dedup && list.last().is_some_and(|(t, _)| ts < *t) {
+                        continue;
+                    }
                     match list.binary_search_by_key(&ts, |(t, _)| *t) {
                         Ok(p) => list[p].1 = value,
                         Err(p) => list.insert(p, (ts, value)),
