@@ -9,6 +9,7 @@ pub mod metrics;
 pub mod operator;
 pub mod operators;
 pub mod state;
+pub mod versions;
 pub mod watermark;
 
 pub use connector::{ConnectorRegistry, Sink, SinkInit, Source, SourceContext, SourceInit};

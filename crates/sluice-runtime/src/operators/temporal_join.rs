@@ -8,27 +8,36 @@
 
 use crate::metrics::{OperatorMetrics, StateGauge};
 use crate::operator::Operator;
-use crate::state::{FastMap, RowCodec};
+use crate::state::RowCodec;
+use crate::versions::VersionStore;
+use datafusion::arrow::array::TimestampMillisecondArray;
 use datafusion::arrow::array::{ArrayRef, AsArray, BooleanArray, RecordBatch, UInt32Array};
 use datafusion::arrow::compute::{cast, filter_record_batch, take};
 use datafusion::arrow::datatypes::{DataType, SchemaRef, TimeUnit, TimestampMillisecondType};
+use datafusion::physical_expr::expressions::Column as PhysicalColumn;
+use datafusion::physical_expr::PhysicalExpr;
 use sluice_common::{RowKind, SluiceError, StreamBatch, Watermark};
 use sluice_plan::{TemporalJoinSpec, TemporalJoinType};
-use std::collections::HashSet;
 use std::sync::Arc;
 
-/// Versions of one key, oldest first; `None` is a deletion.
-type Versions = Vec<(i64, Option<Box<[u8]>>)>;
+/// Where each column of the versioned side is kept: in the key, as the version's time, or in the value.
+#[derive(Debug, Clone, Copy)]
+enum RightColumn {
+    Key(usize),
+    Time,
+    Value(usize),
+}
 
 pub struct TemporalJoin {
     spec: TemporalJoinSpec,
     schema: SchemaRef,
+    right_schema: SchemaRef,
     left_keys: RowCodec,
     right_keys: RowCodec,
-    right_rows: RowCodec,
-    versions: FastMap<Box<[u8]>, Versions>,
-    /// Keys holding more than one version: the only ones cleanup has to visit.
-    multi: HashSet<Box<[u8]>, foldhash::fast::FixedState>,
+    /// The versioned side's columns that are neither key nor time.
+    values: RowCodec,
+    layout: Vec<RightColumn>,
+    versions: VersionStore,
     pending: Vec<RecordBatch>,
     watermark: i64,
     gauge: StateGauge,
@@ -47,14 +56,30 @@ impl TemporalJoin {
         schema: SchemaRef,
         metrics: Arc<OperatorMetrics>,
     ) -> Result<Self, SluiceError> {
+        let key_column = |c: usize| {
+            spec.right_keys.iter().position(|k| k.downcast_ref::<PhysicalColumn>().is_some_and(|col| col.index() == c))
+        };
+        let mut layout = Vec::new();
+        let mut value_exprs: Vec<Arc<dyn PhysicalExpr>> = Vec::new();
+        for (c, field) in right.fields().iter().enumerate() {
+            layout.push(match key_column(c) {
+                Some(k) => RightColumn::Key(k),
+                None if c == spec.right_time => RightColumn::Time,
+                None => {
+                    value_exprs.push(Arc::new(PhysicalColumn::new(field.name(), c)));
+                    RightColumn::Value(value_exprs.len() - 1)
+                }
+            });
+        }
         Ok(TemporalJoin {
             left_keys: RowCodec::for_exprs(&spec.left_keys, &left)?,
             right_keys: RowCodec::for_exprs(&spec.right_keys, &right)?,
-            right_rows: RowCodec::for_rows(&right)?,
+            values: RowCodec::for_exprs(&value_exprs, &right)?,
+            layout,
+            right_schema: right,
             spec,
             schema,
-            versions: FastMap::default(),
-            multi: HashSet::default(),
+            versions: VersionStore::default(),
             pending: Vec::new(),
             watermark: i64::MIN,
             gauge: StateGauge::new(metrics),
@@ -63,33 +88,16 @@ impl TemporalJoin {
 
     fn add_versions(&mut self, batch: &StreamBatch) -> Result<(), SluiceError> {
         let (keys, nulls) = self.right_keys.encode(&batch.data)?;
-        let (rows, _) = self.right_rows.encode(&batch.data)?;
+        let (values, _) = self.values.encode(&batch.data)?;
         let times = millis(batch.data.column(self.spec.right_time))?;
         for i in 0..batch.num_rows() {
             let (Some(ts), false) = (times[i], nulls[i]) else { continue };
             let value = match batch.kind(i) {
-                RowKind::Insert | RowKind::UpdateAfter => Some(rows.row(i).data().into()),
+                RowKind::Insert | RowKind::UpdateAfter => Some(values.row(i).data()),
                 RowKind::Delete => None,
                 RowKind::UpdateBefore => continue,
             };
-            let key = keys.row(i).data();
-            match self.versions.get_mut(key) {
-                None => {
-                    self.versions.insert(key.into(), vec![(ts, value)]);
-                }
-                Some(list) => {
-                    if self.spec.right_dedup && list.last().is_some_and(|(t, _)| ts < *t) {
-                        continue;
-                    }
-                    match list.binary_search_by_key(&ts, |(t, _)| *t) {
-                        Ok(p) => list[p].1 = value,
-                        Err(p) => list.insert(p, (ts, value)),
-                    }
-                    if list.len() > 1 {
-                        self.multi.insert(key.into());
-                    }
-                }
-            }
+            self.versions.insert(keys.row(i).data(), ts, value, self.spec.right_dedup);
         }
         Ok(())
     }
@@ -119,20 +127,21 @@ impl TemporalJoin {
         let (keys, nulls) = self.left_keys.encode(&now)?;
         let mut left_idx: Vec<u32> = Vec::with_capacity(now.num_rows());
         let mut right_idx: Vec<Option<u32>> = Vec::with_capacity(now.num_rows());
-        let mut matched: Vec<&[u8]> = Vec::new();
+        let mut matched_keys: Vec<&[u8]> = Vec::new();
+        let mut matched_values: Vec<&[u8]> = Vec::new();
+        let mut matched_times: Vec<i64> = Vec::new();
         for i in 0..now.num_rows() {
             let version = match (times[i], nulls[i]) {
-                (Some(t), false) => self.versions.get(keys.row(i).data()).and_then(|list| {
-                    let p = list.partition_point(|(vt, _)| *vt <= t);
-                    p.checked_sub(1).and_then(|p| list[p].1.as_deref())
-                }),
+                (Some(t), false) => self.versions.lookup(keys.row(i).data(), t),
                 _ => None,
             };
             match version {
-                Some(row) => {
+                Some((time, value)) => {
                     left_idx.push(i as u32);
-                    right_idx.push(Some(matched.len() as u32));
-                    matched.push(row);
+                    right_idx.push(Some(matched_values.len() as u32));
+                    matched_keys.push(keys.row(i).data());
+                    matched_values.push(value);
+                    matched_times.push(time);
                 }
                 None if self.spec.join_type == TemporalJoinType::Left => {
                     left_idx.push(i as u32);
@@ -145,42 +154,29 @@ impl TemporalJoin {
             let li = UInt32Array::from(left_idx);
             let mut columns: Vec<ArrayRef> =
                 now.columns().iter().map(|c| take(c, &li, None)).collect::<Result<_, _>>()?;
-            let right_columns = self.right_rows.decode(matched.iter().copied())?;
+            let key_columns = self.right_keys.decode(matched_keys.iter().copied())?;
+            let value_columns = self.values.decode(matched_values.iter().copied())?;
+            let time_type = self.right_schema.field(self.spec.right_time).data_type();
+            let time_column = cast(&TimestampMillisecondArray::from(matched_times), time_type)?;
             let ri = UInt32Array::from(right_idx);
-            for c in right_columns {
-                columns.push(take(&c, &ri, None)?);
+            for (c, place) in self.layout.iter().enumerate() {
+                let column = match place {
+                    RightColumn::Key(k) => key_columns[*k].clone(),
+                    RightColumn::Time => time_column.clone(),
+                    RightColumn::Value(v) => value_columns[*v].clone(),
+                };
+                let field_type = self.right_schema.field(c).data_type();
+                let column = if column.data_type() == field_type { column } else { cast(&column, field_type)? };
+                columns.push(take(&column, &ri, None)?);
             }
             out.push(StreamBatch::append_only(RecordBatch::try_new(self.schema.clone(), columns)?));
         }
         Ok(later)
     }
 
-    /// Drops versions no probe row at or after the watermark can reach.
-    fn cleanup(&mut self) {
-        let wm = self.watermark;
-        let versions = &mut self.versions;
-        self.multi.retain(|key| {
-            let Some(list) = versions.get_mut(key) else { return false };
-            let p = list.partition_point(|(t, _)| *t <= wm);
-            if p > 1 {
-                list.drain(..p - 1);
-            }
-            if list.len() == 1 && list[0].1.is_none() && list[0].0 <= wm {
-                versions.remove(key);
-                return false;
-            }
-            list.len() > 1
-        });
-    }
-
     fn update_gauge(&mut self) {
-        let bytes: usize = self
-            .versions
-            .iter()
-            .map(|(k, v)| k.len() + 48 + v.iter().map(|(_, r)| 24 + r.as_ref().map_or(0, |r| r.len())).sum::<usize>())
-            .sum::<usize>()
-            + self.pending.iter().map(|b| b.get_array_memory_size()).sum::<usize>();
-        self.gauge.set(self.versions.len(), bytes);
+        let pending: usize = self.pending.iter().map(|b| b.get_array_memory_size()).sum();
+        self.gauge.set(self.versions.keys(), self.versions.bytes() + pending);
     }
 }
 
@@ -216,7 +212,7 @@ impl Operator for TemporalJoin {
                 self.pending.push(rest);
             }
         }
-        self.cleanup();
+        self.versions.cleanup(self.watermark);
         if self.gauge.due() {
             self.update_gauge();
         }

@@ -1,0 +1,264 @@
+//! Compact storage of a versioned table's rows by key (the temporal join's right side).
+//!
+//! Each key's newest version is one entry in an append-only arena of 1 MiB chunks:
+//! `[key_len u16][value_len u32][time i64][flags u8][key][value]`, found through a hash table that
+//! holds only the entry's 8-byte address. Older versions of a key (kept only until the watermark
+//! passes a newer one) live in a side map. Replaced entries become garbage in the arena, which is
+//! compacted when it outgrows the live data. Keys and values are Arrow row-format bytes; key and
+//! time columns are not repeated in the value.
+
+use crate::state::FastMap;
+use hashbrown::HashTable;
+use std::hash::BuildHasher;
+
+const CHUNK: usize = 1 << 20;
+const HEADER: usize = 2 + 4 + 8 + 1;
+const LIVE: u8 = 1;
+
+/// One version: its time and its value (`None`: the key was deleted at that time).
+pub type Version = (i64, Option<Box<[u8]>>);
+
+#[derive(Default)]
+struct Arena {
+    chunks: Vec<Vec<u8>>,
+}
+
+impl Arena {
+    fn append(&mut self, key: &[u8], time: i64, value: Option<&[u8]>) -> u64 {
+        let value_bytes = value.unwrap_or(&[]);
+        let len = HEADER + key.len() + value_bytes.len();
+        let fits = self.chunks.last().is_some_and(|c| c.capacity() - c.len() >= len);
+        if !fits {
+            self.chunks.push(Vec::with_capacity(CHUNK.max(len)));
+        }
+        let chunk_index = self.chunks.len() - 1;
+        let chunk = self.chunks.last_mut().expect("pushed above");
+        let pos = chunk.len();
+        chunk.extend_from_slice(&(key.len() as u16).to_le_bytes());
+        chunk.extend_from_slice(&(value_bytes.len() as u32).to_le_bytes());
+        chunk.extend_from_slice(&time.to_le_bytes());
+        chunk.push(if value.is_some() { LIVE } else { 0 });
+        chunk.extend_from_slice(key);
+        chunk.extend_from_slice(value_bytes);
+        ((chunk_index as u64) << 32) | pos as u64
+    }
+
+    fn entry(&self, at: u64) -> Entry<'_> {
+        let chunk = &self.chunks[(at >> 32) as usize];
+        let pos = (at & 0xffff_ffff) as usize;
+        let key_len = u16::from_le_bytes([chunk[pos], chunk[pos + 1]]) as usize;
+        let value_len = u32::from_le_bytes(chunk[pos + 2..pos + 6].try_into().expect("4 bytes")) as usize;
+        let time = i64::from_le_bytes(chunk[pos + 6..pos + 14].try_into().expect("8 bytes"));
+        let live = chunk[pos + 14] & LIVE != 0;
+        let key = &chunk[pos + HEADER..pos + HEADER + key_len];
+        let value = live.then(|| &chunk[pos + HEADER + key_len..pos + HEADER + key_len + value_len]);
+        Entry { key, time, value, len: HEADER + key_len + value_len }
+    }
+
+    fn bytes(&self) -> usize {
+        self.chunks.iter().map(|c| c.capacity()).sum()
+    }
+}
+
+struct Entry<'a> {
+    key: &'a [u8],
+    time: i64,
+    value: Option<&'a [u8]>,
+    len: usize,
+}
+
+pub struct VersionStore {
+    table: HashTable<u64>,
+    arena: Arena,
+    older: FastMap<Box<[u8]>, Vec<Version>>,
+    hasher: foldhash::fast::FixedState,
+    live_bytes: usize,
+    garbage_bytes: usize,
+}
+
+impl Default for VersionStore {
+    fn default() -> Self {
+        VersionStore {
+            table: HashTable::new(),
+            arena: Arena::default(),
+            older: FastMap::default(),
+            hasher: foldhash::fast::FixedState::default(),
+            live_bytes: 0,
+            garbage_bytes: 0,
+        }
+    }
+}
+
+impl VersionStore {
+    pub fn keys(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Approximate bytes held: arena chunks, the table and the older versions.
+    pub fn bytes(&self) -> usize {
+        self.arena.bytes()
+            + self.table.capacity() * 9
+            + self
+                .older
+                .iter()
+                .map(|(k, v)| {
+                    k.len() + 48 + v.iter().map(|(_, r)| 24 + r.as_ref().map_or(0, |r| r.len())).sum::<usize>()
+                })
+                .sum::<usize>()
+    }
+
+    fn find(&self, key: &[u8]) -> Option<u64> {
+        let hash = self.hasher.hash_one(key);
+        self.table.find(hash, |&at| self.arena.entry(at).key == key).copied()
+    }
+
+    /// Adds a version. With `dedup`, a version older than the key's newest is ignored (the
+    /// deduplicating view would not have emitted it).
+    pub fn insert(&mut self, key: &[u8], time: i64, value: Option<&[u8]>, dedup: bool) {
+        let hash = self.hasher.hash_one(key);
+        let Some(at) = self.find(key) else {
+            let at = self.arena.append(key, time, value);
+            self.live_bytes += self.arena.entry(at).len;
+            let (arena, hasher) = (&self.arena, &self.hasher);
+            self.table.insert_unique(hash, at, |&a| hasher.hash_one(arena.entry(a).key));
+            return;
+        };
+        let newest = self.arena.entry(at);
+        if time < newest.time {
+            if dedup {
+                return;
+            }
+            let list = self.older.entry(key.into()).or_default();
+            match list.binary_search_by_key(&time, |(t, _)| *t) {
+                Ok(p) => list[p].1 = value.map(Into::into),
+                Err(p) => list.insert(p, (time, value.map(Into::into))),
+            }
+            return;
+        }
+        if time > newest.time {
+            let previous: Version = (newest.time, newest.value.map(Into::into));
+            self.older.entry(key.into()).or_default().push(previous);
+        }
+        let old_len = newest.len;
+        let new_at = self.arena.append(key, time, value);
+        self.live_bytes += self.arena.entry(new_at).len;
+        self.live_bytes -= old_len;
+        self.garbage_bytes += old_len;
+        let arena = &self.arena;
+        if let Some(slot) = self.table.find_mut(hash, |&a| arena.entry(a).key == key) {
+            *slot = new_at;
+        }
+        self.maybe_compact();
+    }
+
+    /// The version valid at `time`: the newest at or before it, with its time (`None` if there is
+    /// none or it is a deletion).
+    pub fn lookup(&self, key: &[u8], time: i64) -> Option<(i64, &[u8])> {
+        let at = self.find(key)?;
+        let newest = self.arena.entry(at);
+        if newest.time <= time {
+            return newest.value.map(|v| (newest.time, v));
+        }
+        let list = self.older.get(key)?;
+        let p = list.partition_point(|(t, _)| *t <= time);
+        p.checked_sub(1).and_then(|p| list[p].1.as_deref().map(|v| (list[p].0, v)))
+    }
+
+    /// Drops versions no probe row at or after `watermark` can reach: everything older than a key's
+    /// newest version at or before the watermark, and keys whose only version is such a deletion.
+    pub fn cleanup(&mut self, watermark: i64) {
+        let mut drop_keys: Vec<Box<[u8]>> = Vec::new();
+        let arena = &self.arena;
+        let table = &self.table;
+        let hasher = &self.hasher;
+        self.older.retain(|key, list| {
+            let hash = hasher.hash_one(key.as_ref());
+            let newest = table.find(hash, |&a| arena.entry(a).key == key.as_ref()).map(|&a| arena.entry(a));
+            match newest {
+                Some(n) if n.time <= watermark => {
+                    if n.value.is_none() {
+                        drop_keys.push(key.clone());
+                    }
+                    false
+                }
+                Some(_) => {
+                    let p = list.partition_point(|(t, _)| *t <= watermark);
+                    if p > 1 {
+                        list.drain(..p - 1);
+                    }
+                    !list.is_empty()
+                }
+                None => false,
+            }
+        });
+        for key in drop_keys {
+            self.remove(&key);
+        }
+    }
+
+    fn remove(&mut self, key: &[u8]) {
+        let hash = self.hasher.hash_one(key);
+        let arena = &self.arena;
+        if let Ok(slot) = self.table.find_entry(hash, |&a| arena.entry(a).key == key) {
+            let (at, _) = slot.remove();
+            let len = self.arena.entry(at).len;
+            self.live_bytes -= len;
+            self.garbage_bytes += len;
+        }
+    }
+
+    /// Rewrites the arena with live entries only once garbage outweighs them.
+    fn maybe_compact(&mut self) {
+        if self.garbage_bytes < CHUNK || self.garbage_bytes < self.live_bytes {
+            return;
+        }
+        let mut fresh = Arena::default();
+        for at in self.table.iter_mut() {
+            let e = self.arena.entry(*at);
+            *at = fresh.append(e.key, e.time, e.value);
+        }
+        self.arena = fresh;
+        self.garbage_bytes = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookup_finds_the_version_valid_at_a_time() {
+        let mut s = VersionStore::default();
+        s.insert(b"k", 10, Some(b"a"), false);
+        s.insert(b"k", 20, Some(b"b"), false);
+        s.insert(b"k", 15, None, false);
+        assert_eq!(s.lookup(b"k", 9), None);
+        assert_eq!(s.lookup(b"k", 12), Some((10, &b"a"[..])));
+        assert_eq!(s.lookup(b"k", 15), None);
+        assert_eq!(s.lookup(b"k", 25), Some((20, &b"b"[..])));
+        s.cleanup(16);
+        assert_eq!(s.lookup(b"k", 15), None);
+        assert_eq!(s.lookup(b"k", 12), None, "versions before the one valid at the watermark are gone");
+        assert_eq!(s.lookup(b"k", 20), Some((20, &b"b"[..])));
+        s.insert(b"d", 5, Some(b"x"), false);
+        s.insert(b"d", 6, None, false);
+        s.cleanup(100);
+        assert_eq!(s.keys(), 1, "a key deleted before the watermark is dropped");
+    }
+
+    #[test]
+    fn dedup_ignores_older_rows_and_compaction_keeps_the_newest() {
+        let mut s = VersionStore::default();
+        for i in 0..200_000i64 {
+            let key = format!("user-{}", i % 1000);
+            s.insert(key.as_bytes(), i, Some(format!("v{i}").as_bytes()), true);
+            s.insert(key.as_bytes(), i - 5, Some(b"old"), true);
+            if i % 1000 == 999 {
+                s.cleanup(i);
+            }
+        }
+        assert_eq!(s.keys(), 1000);
+        assert_eq!(s.lookup(b"user-7", i64::MAX), Some((199_007, &b"v199007"[..])));
+        assert!(s.bytes() < 8 * CHUNK, "garbage was compacted: {} bytes", s.bytes());
+    }
+}
