@@ -75,6 +75,7 @@ fn render(graph: &StreamGraph, id: NodeId, via: Option<&Edge>, indent: &str, out
         ),
         NodeKind::TopN(t) => format!("{}: {}", n.kind.label(), t.display),
         NodeKind::TemporalJoin(j) => format!("TemporalJoin: {}", j.display),
+        NodeKind::OverAggregate(o) => format!("OverAggregate: {}", o.display),
         NodeKind::GroupAggregate(a) => {
             format!(
                 "GroupAggregate: groupBy=[{}] aggregates=[{}]",

@@ -103,6 +103,19 @@ pub struct TopNSpec {
     pub display: String,
 }
 
+/// `agg(...) OVER (PARTITION BY k ORDER BY rowtime ROWS|RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)`.
+#[derive(Debug, Clone)]
+pub struct OverAggSpec {
+    pub partition_keys: Vec<Arc<dyn PhysicalExpr>>,
+    /// The ORDER BY rowtime column.
+    pub time: usize,
+    /// `ROWS` (each row sees the rows before it) or `RANGE` (rows with the same time see each other).
+    pub rows: bool,
+    pub aggregates: Vec<Arc<AggregateFunctionExpr>>,
+    pub state_ttl: Option<Duration>,
+    pub display: String,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TemporalJoinType {
     Inner,
@@ -146,6 +159,8 @@ pub enum NodeKind {
     TopN(TopNSpec),
     /// `JOIN v FOR SYSTEM_TIME AS OF l.ts`: input 0 probes, input 1 is the versioned table.
     TemporalJoin(TemporalJoinSpec),
+    /// OVER aggregation over event time: each row with its aggregates once the watermark passes it.
+    OverAggregate(OverAggSpec),
     /// Computes one column per expression.
     Project {
         exprs: Vec<Arc<dyn PhysicalExpr>>,
@@ -178,6 +193,7 @@ impl NodeKind {
             NodeKind::TopN(s) if s.window.is_some() => "WindowRank",
             NodeKind::TopN(_) => "Rank",
             NodeKind::TemporalJoin(_) => "TemporalJoin",
+            NodeKind::OverAggregate(_) => "OverAggregate",
             NodeKind::Sink { .. } => "Sink",
         }
     }

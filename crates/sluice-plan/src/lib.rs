@@ -8,7 +8,7 @@ pub mod settings;
 mod translate;
 
 pub use graph::{
-    AggregateSpec, Edge, GroupSlot, Node, NodeId, NodeKind, Partitioning, SourceWatermark, StreamGraph,
+    AggregateSpec, Edge, GroupSlot, Node, NodeId, NodeKind, OverAggSpec, Partitioning, SourceWatermark, StreamGraph,
     TemporalJoinSpec, TemporalJoinType, TopNSpec, WindowAggSpec,
 };
 pub use settings::Settings;

@@ -326,9 +326,7 @@ impl Builder<'_> {
                 Err(self.err("ORDER BY is not supported on an unbounded stream (use a Top-N query)"))
             }
             LogicalPlan::Limit(_) => Err(self.err("LIMIT is not supported on an unbounded stream yet")),
-            LogicalPlan::Window(_) => Err(self.err(
-                "OVER windows are only supported as Top-N or deduplication (ROW_NUMBER() ... WHERE rownum <= N) yet",
-            )),
+            LogicalPlan::Window(w) => self.over_aggregate(w),
             LogicalPlan::Distinct(_) => {
                 Err(self.err("internal: DISTINCT should have been rewritten into an aggregate"))
             }

@@ -8,6 +8,7 @@ pub mod exchange;
 pub mod metrics;
 pub mod operator;
 pub mod operators;
+pub mod rejects;
 pub mod state;
 pub mod versions;
 pub mod watermark;

@@ -1,6 +1,7 @@
 //! Counters per table (records read, written, skipped) and per operator (late records, state size),
 //! shared by all subtasks, read for the run summary.
 
+use crate::rejects::{LogRejects, RejectSink, Rejected};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -34,8 +35,11 @@ pub struct TableCounts {
 }
 
 /// Counters of one operator (all its subtasks).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct OperatorMetrics {
+    /// The operator's name in the summary, e.g. `WindowAggregate[3]`.
+    pub name: String,
+    rejects: Arc<dyn RejectSink>,
     /// Rows dropped because they arrived behind the watermark (Flink's `numLateRecordsDropped`).
     pub late: AtomicU64,
     /// Keys held in state, summed over subtasks (each subtask adds its change).
@@ -47,6 +51,15 @@ pub struct OperatorMetrics {
 impl OperatorMetrics {
     pub fn add_late(&self, n: usize) {
         self.late.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// Late rows: counted, and handed to the reject path (logged, later a dead-letter topic).
+    pub fn late_rows(&self, rows: &datafusion::arrow::array::RecordBatch) {
+        if rows.num_rows() == 0 {
+            return;
+        }
+        self.add_late(rows.num_rows());
+        self.rejects.reject(&Rejected { operator: &self.name, reason: "late", rows });
     }
 }
 
@@ -95,10 +108,17 @@ impl StateGauge {
     }
 }
 
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 pub struct Metrics {
     tables: Arc<Mutex<BTreeMap<String, Arc<TableMetrics>>>>,
     operators: Arc<Mutex<BTreeMap<String, Arc<OperatorMetrics>>>>,
+    rejects: Arc<dyn RejectSink>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics { tables: Arc::default(), operators: Arc::default(), rejects: Arc::new(LogRejects::default()) }
+    }
 }
 
 impl Metrics {
@@ -108,7 +128,26 @@ impl Metrics {
 
     /// Counters of the operator called `name` (e.g. `WindowAggregate[3]`).
     pub fn operator(&self, name: &str) -> Arc<OperatorMetrics> {
-        self.operators.lock().expect("metrics lock is never poisoned").entry(name.to_string()).or_default().clone()
+        self.operators
+            .lock()
+            .expect("metrics lock is never poisoned")
+            .entry(name.to_string())
+            .or_insert_with(|| {
+                Arc::new(OperatorMetrics {
+                    name: name.to_string(),
+                    rejects: self.rejects.clone(),
+                    late: AtomicU64::new(0),
+                    state_keys: AtomicI64::new(0),
+                    state_bytes: AtomicI64::new(0),
+                })
+            })
+            .clone()
+    }
+
+    /// Sends rejected rows (late rows) to `sink` instead of the log.
+    pub fn with_rejects(mut self, sink: Arc<dyn RejectSink>) -> Self {
+        self.rejects = sink;
+        self
     }
 
     pub fn operator_snapshot(&self) -> BTreeMap<String, OperatorCounts> {

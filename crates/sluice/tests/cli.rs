@@ -281,3 +281,32 @@ fn a_big_file_is_split_across_subtasks_without_losing_or_repeating_lines() {
         assert_eq!(output_ids(&out_dir), (0..n).collect::<Vec<u64>>(), "parallelism {parallelism}");
     }
 }
+
+#[test]
+fn late_rows_are_counted_in_the_summary_and_logged_with_the_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = write(
+        dir.path(),
+        "clicks.jsonl",
+        "{\"u\":\"a\",\"ts\":\"2024-01-01 00:00:10\"}\n{\"u\":\"b\",\"ts\":\"2024-01-01 00:02:00\"}\n{\"u\":\"late-one\",\"ts\":\"2024-01-01 00:00:20\"}\n",
+    );
+    let sql = format!(
+        "SET 'parallelism.default' = '1';\n\
+         CREATE TABLE c (u STRING, ts TIMESTAMP(3), WATERMARK FOR ts AS ts) WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json');\n\
+         CREATE TABLE o (s TIMESTAMP(3), n BIGINT, u STRING) WITH ('connector' = 'print');\n\
+         INSERT INTO o SELECT window_start, COUNT(*), MAX(u) FROM TABLE(TUMBLE(TABLE c, DESCRIPTOR(ts), INTERVAL '1' MINUTE)) GROUP BY window_start, window_end;\n",
+        data.display()
+    );
+    let file = write(dir.path(), "late.sql", &sql);
+    let out = sluice(&["run", &file.display().to_string()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout).lines().collect::<Vec<_>>(),
+        ["+I[2024-01-01T00:00, 1, a]", "+I[2024-01-01T00:02, 1, b]"]
+    );
+    let stderr = text(&out.stderr);
+    let summary = stderr.lines().find(|l| l.trim_start().starts_with("WindowAggregate[")).expect("operator line");
+    assert_eq!(summary.split_whitespace().nth(1), Some("1"), "one late row counted: {stderr}");
+    // The row as the operator saw it: the columns it reads, with its pane.
+    assert!(stderr.contains("Dropped a row") && stderr.contains("late-one"), "the late row is logged: {stderr}");
+}

@@ -533,3 +533,113 @@ impl Builder<'_> {
         })
     }
 }
+
+impl Builder<'_> {
+    /// `agg(x) OVER (PARTITION BY k ORDER BY rowtime [ROWS|RANGE] BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)`.
+    pub(super) fn over_aggregate(
+        &mut self,
+        w: &datafusion::logical_expr::logical_plan::Window,
+    ) -> Result<NodeId, SqlError> {
+        use datafusion::logical_expr::{WindowFrameBound, WindowFrameUnits, WindowFunctionDefinition};
+        use datafusion::physical_expr::aggregate::AggregateExprBuilder;
+        let unsupported = |what: String| {
+            self.err(format!(
+                "{what}; OVER windows are supported as agg(...) OVER (PARTITION BY ... ORDER BY <rowtime> [ROWS|RANGE] BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW), and ROW_NUMBER() as Top-N or deduplication"
+            ))
+        };
+        let in_schema = w.input.schema();
+        let in_arrow = Arc::new(in_schema.as_arrow().clone());
+        let mut first: Option<(Vec<Expr>, Vec<datafusion::logical_expr::SortExpr>, bool)> = None;
+        let mut aggregates = Vec::new();
+        let mut names = Vec::new();
+        for e in &w.window_expr {
+            let Expr::WindowFunction(wf) = e.clone().unalias() else {
+                return Err(unsupported(format!("unsupported window expression {}", display_expr(e))));
+            };
+            // FIRST_VALUE and LAST_VALUE plan as window functions; their aggregate twins do the same
+            // over an unbounded-preceding frame.
+            let udaf = match &wf.fun {
+                WindowFunctionDefinition::AggregateUDF(udaf) => udaf.clone(),
+                WindowFunctionDefinition::WindowUDF(f) if matches!(f.name(), "first_value" | "last_value") => {
+                    match self.pipeline.session.aggregate_functions().get(f.name()) {
+                        Some(a) => a.clone(),
+                        None => return Err(self.err(format!("internal: no aggregate {}", f.name()))),
+                    }
+                }
+                other => return Err(unsupported(format!("{} is not supported in an OVER window", other.name()))),
+            };
+            let udaf = &udaf;
+            let frame = &wf.params.window_frame;
+            let unbounded_start = matches!(&frame.start_bound, WindowFrameBound::Preceding(v) if v.is_null());
+            let to_current = matches!(frame.end_bound, WindowFrameBound::CurrentRow);
+            let rows = match frame.units {
+                WindowFrameUnits::Rows => true,
+                WindowFrameUnits::Range => false,
+                WindowFrameUnits::Groups => return Err(unsupported("GROUPS frames are not supported".into())),
+            };
+            if !unbounded_start || !to_current {
+                return Err(unsupported(format!("the frame {frame} is not supported yet")));
+            }
+            let shape = (wf.params.partition_by.clone(), wf.params.order_by.clone(), rows);
+            match &first {
+                None => first = Some(shape),
+                Some(f) if *f == shape => {}
+                Some(_) => {
+                    return Err(unsupported(
+                        "all OVER windows of one SELECT must have the same PARTITION BY, ORDER BY and frame".into(),
+                    ))
+                }
+            }
+            let args = wf.params.args.iter().map(|a| self.physical(a, in_schema)).collect::<Result<Vec<_>, _>>()?;
+            // Flink's FIRST_VALUE and LAST_VALUE skip NULLs.
+            let ignore_nulls = matches!(udaf.name(), "first_value" | "last_value");
+            let mut builder = AggregateExprBuilder::new(udaf.clone(), args)
+                .schema(in_arrow.clone())
+                .alias(display_expr(e))
+                .with_ignore_nulls(ignore_nulls);
+            if wf.params.distinct {
+                builder = builder.distinct();
+            }
+            let agg = builder.build().map_err(|err| self.err(format!("cannot plan {}: {err}", display_expr(e))))?;
+            aggregates.push(Arc::new(agg));
+            names.push(display_expr(e));
+        }
+        let Some((partition_by, order_by, rows)) = first else {
+            return Err(self.err("internal: window without expressions"));
+        };
+        let time = match order_by.as_slice() {
+            [s] if s.asc => match &s.expr {
+                Expr::Column(c) => in_schema.index_of_column(c).ok(),
+                _ => None,
+            },
+            _ => None,
+        }
+        .filter(|&i| matches!(in_arrow.field(i).data_type(), datafusion::arrow::datatypes::DataType::Timestamp(..)))
+        .ok_or_else(|| {
+            unsupported("an OVER window must be ORDER BY a time attribute ascending (as in Flink)".into())
+        })?;
+        let input = self.node(&w.input)?;
+        if self.graph.nodes[input].updating {
+            return Err(self.err("OVER aggregation needs an append-only input, but its input is updating"));
+        }
+        let partition_keys = partition_by.iter().map(|e| self.physical(e, in_schema)).collect::<Result<Vec<_>, _>>()?;
+        let display = format!(
+            "partitionBy=[{}], orderBy=[{}], {} BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW, select=[{}]",
+            partition_by.iter().map(display_expr).collect::<Vec<_>>().join(", "),
+            in_arrow.field(time).name(),
+            if rows { "ROWS" } else { "RANGE" },
+            names.join(", ")
+        );
+        let spec = crate::graph::OverAggSpec {
+            partition_keys: partition_keys.clone(),
+            time,
+            rows,
+            aggregates,
+            state_ttl: self.settings.state_ttl,
+            display,
+        };
+        let parallelism = if partition_keys.is_empty() { 1 } else { self.settings.parallelism };
+        let edge = Edge { from: input, partitioning: Partitioning::Hash(partition_keys) };
+        Ok(self.add(NodeKind::OverAggregate(spec), vec![edge], parallelism, arrow_schema(w.schema.as_ref()), false))
+    }
+}

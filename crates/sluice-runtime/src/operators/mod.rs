@@ -2,6 +2,7 @@
 
 mod aggregate;
 mod filter;
+mod over_aggregate;
 mod project;
 mod session_window;
 mod temporal_join;
@@ -42,6 +43,9 @@ pub fn create(graph: &StreamGraph, node: &Node, metrics: &Metrics) -> Result<Opt
             Some(Box::new(WindowAggregate::new(spec.clone(), input(0), node.schema.clone(), m())?))
         }
         NodeKind::TopN(spec) => Some(Box::new(TopN::new(spec.clone(), input(0), node.schema.clone(), m())?)),
+        NodeKind::OverAggregate(spec) => {
+            Some(Box::new(over_aggregate::OverAggregate::new(spec.clone(), input(0), node.schema.clone(), m())?))
+        }
         NodeKind::TemporalJoin(spec) => {
             Some(Box::new(TemporalJoin::new(spec.clone(), input(0), input(1), node.schema.clone(), m())?))
         }

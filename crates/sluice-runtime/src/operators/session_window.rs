@@ -118,7 +118,7 @@ impl Operator for SessionWindow {
             None => None,
         };
         let mut touched: Vec<Box<[u8]>> = Vec::new();
-        let mut late = 0;
+        let mut late: Vec<u32> = Vec::new();
         for i in 0..n {
             let end = ends.value(i);
             let start = end - self.gap;
@@ -151,7 +151,7 @@ impl Operator for SessionWindow {
                 }
                 None => {
                     if end.saturating_sub(1) <= self.watermark {
-                        late += 1;
+                        late.push(i as u32);
                         if list.is_empty() {
                             self.sessions.remove(key);
                         }
@@ -167,7 +167,10 @@ impl Operator for SessionWindow {
                 touched.push(key.into());
             }
         }
-        self.metrics.add_late(late);
+        if !late.is_empty() {
+            let rows = datafusion::arrow::compute::take_record_batch(&data, &UInt32Array::from(late))?;
+            self.metrics.late_rows(&rows);
+        }
         // Feed each session the rows placed in it.
         let args: Vec<Vec<ArrayRef>> = self
             .spec

@@ -12,7 +12,7 @@
 use crate::metrics::{OperatorMetrics, StateGauge};
 use crate::operator::Operator;
 use crate::state::{FastMap, KeyedState, RowCodec};
-use datafusion::arrow::array::{ArrayRef, AsArray, RecordBatch, UInt64Array};
+use datafusion::arrow::array::{ArrayRef, AsArray, RecordBatch, UInt32Array, UInt64Array};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, SchemaRef, TimeUnit, TimestampMillisecondType};
 use sluice_common::{RowKind, SluiceError, StreamBatch, Watermark};
@@ -188,11 +188,11 @@ impl Operator for TopN {
         if let Some((_, end_col)) = self.spec.window {
             let ends = cast(batch.data.column(end_col), &DataType::Timestamp(TimeUnit::Millisecond, None))?;
             let ends = ends.as_primitive::<TimestampMillisecondType>();
-            let mut late = 0;
+            let mut late = Vec::new();
             for i in 0..n {
                 let end = ends.value(i);
                 if end.saturating_sub(1) <= self.watermark {
-                    late += 1;
+                    late.push(i as u32);
                     continue;
                 }
                 let list = self.windows.entry(end).or_default().entry(key_of(i).into()).or_default();
@@ -203,7 +203,10 @@ impl Operator for TopN {
                     list.truncate(self.spec.limit);
                 }
             }
-            self.metrics.add_late(late);
+            if !late.is_empty() {
+                let rows = datafusion::arrow::compute::take_record_batch(&batch.data, &UInt32Array::from(late))?;
+                self.metrics.late_rows(&rows);
+            }
             return Ok(());
         }
         for i in 0..n {

@@ -227,8 +227,9 @@ impl Operator for WindowAggregate {
         let wm = self.watermark;
         let late = ends.values().iter().filter(|&&e| e.saturating_sub(1) <= wm).count();
         let data = if late > 0 {
-            self.metrics.add_late(late);
             let keep = BooleanArray::from_iter(ends.values().iter().map(|&e| Some(e.saturating_sub(1) > wm)));
+            let dropped = BooleanArray::from_iter(ends.values().iter().map(|&e| Some(e.saturating_sub(1) <= wm)));
+            self.metrics.late_rows(&filter_record_batch(&batch.data, &dropped)?);
             filter_record_batch(&batch.data, &keep)?
         } else {
             batch.data
