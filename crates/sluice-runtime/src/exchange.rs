@@ -368,3 +368,52 @@ impl InputGate {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gate(n: usize) -> (Vec<mpsc::Sender<Message>>, InputGate) {
+        let (txs, rxs): (Vec<_>, Vec<_>) = (0..n).map(|_| mpsc::channel(8)).unzip();
+        (txs, InputGate::new(rxs.into_iter().enumerate().collect()))
+    }
+
+    #[tokio::test]
+    async fn the_watermark_is_the_minimum_and_idle_inputs_do_not_hold_it_back() {
+        let (txs, mut g) = gate(2);
+        txs[0].send(Message::Watermark(Watermark(100))).await.unwrap();
+        txs[1].send(Message::Watermark(Watermark(50))).await.unwrap();
+        assert!(matches!(g.next().await, GateEvent::Watermark(Watermark(50))));
+        // Input 1 goes idle: input 0 alone decides.
+        txs[1].send(Message::Idle).await.unwrap();
+        assert!(matches!(g.next().await, GateEvent::Watermark(Watermark(100))));
+        txs[0].send(Message::Watermark(Watermark(200))).await.unwrap();
+        assert!(matches!(g.next().await, GateEvent::Watermark(Watermark(200))));
+        // Data from the idle input makes it count again; the watermark never goes back.
+        txs[1].send(Message::Watermark(Watermark(150))).await.unwrap();
+        txs[0].send(Message::Watermark(Watermark(300))).await.unwrap();
+        txs[1].send(Message::Watermark(Watermark(250))).await.unwrap();
+        assert!(matches!(g.next().await, GateEvent::Watermark(Watermark(250))));
+        // Every input idle: the gate says so downstream once.
+        txs[0].send(Message::Idle).await.unwrap();
+        txs[1].send(Message::Idle).await.unwrap();
+        assert!(matches!(g.next().await, GateEvent::Idle));
+    }
+
+    #[tokio::test]
+    async fn an_ended_input_counts_as_the_maximum_and_batches_carry_their_input() {
+        let (txs, mut g) = gate(2);
+        let batch = StreamBatch::append_only(datafusion::arrow::array::RecordBatch::new_empty(Arc::new(
+            datafusion::arrow::datatypes::Schema::empty(),
+        )));
+        txs[1].send(Message::Batch(batch)).await.unwrap();
+        assert!(matches!(g.next().await, GateEvent::Batch(1, _)));
+        txs[0].send(Message::Watermark(Watermark(7))).await.unwrap();
+        txs[1].send(Message::End).await.unwrap();
+        assert!(matches!(g.next().await, GateEvent::Watermark(Watermark(7))));
+        txs[0].send(Message::Watermark(Watermark::MAX)).await.unwrap();
+        assert!(matches!(g.next().await, GateEvent::Watermark(Watermark::MAX)));
+        txs[0].send(Message::End).await.unwrap();
+        assert!(matches!(g.next().await, GateEvent::End));
+    }
+}
