@@ -195,11 +195,16 @@ impl Operator for TopN {
                     late.push(i as u32);
                     continue;
                 }
-                let list = self.windows.entry(end).or_default().entry(key_of(i).into()).or_default();
-                let e = Entry { sort: sorts.row(i).data().into(), row: rows.row(i).data().into() };
-                let pos = upper_bound(list, &e.sort);
+                let window = self.windows.entry(end).or_default();
+                let key = key_of(i);
+                if !window.contains_key(key) {
+                    window.insert(key.into(), Vec::new());
+                }
+                let list = window.get_mut(key).expect("inserted above");
+                let sort = sorts.row(i).data();
+                let pos = upper_bound(list, sort);
                 if pos < self.spec.limit {
-                    list.insert(pos, e);
+                    list.insert(pos, Entry { sort: sort.into(), row: rows.row(i).data().into() });
                     list.truncate(self.spec.limit);
                 }
             }

@@ -107,11 +107,15 @@ impl WindowAggregate {
                 Some(rows) => rows.row(i).data(),
                 None => &[],
             };
-            let next = groups.keys.len();
-            let g = *groups.index.entry(key.into()).or_insert(next);
-            if g == next {
-                groups.keys.push(key.into());
-            }
+            let g = match groups.index.get(key) {
+                Some(g) => *g,
+                None => {
+                    let g = groups.keys.len();
+                    groups.index.insert(key.into(), g);
+                    groups.keys.push(key.into());
+                    g
+                }
+            };
             indices.push(g);
         }
         let total = groups.keys.len();
@@ -132,13 +136,20 @@ impl WindowAggregate {
     }
 
     /// One output row per group of `groups`, for the window `[start, end)`.
-    fn emit(&self, mut groups: Groups, start: i64, end: i64, out: &mut Vec<StreamBatch>) -> Result<(), SluiceError> {
-        let n = groups.keys.len();
+    fn emit(
+        &self,
+        keys: &[&[u8]],
+        accs: &mut [Box<dyn GroupsAccumulator>],
+        start: i64,
+        end: i64,
+        out: &mut Vec<StreamBatch>,
+    ) -> Result<(), SluiceError> {
+        let n = keys.len();
         if n == 0 {
             return Ok(());
         }
         let key_columns = match &self.keys {
-            Some(codec) => codec.decode(groups.keys.iter().map(|k| k.as_ref()))?,
+            Some(codec) => codec.decode(keys.iter().copied())?,
             None => Vec::new(),
         };
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.schema.fields().len());
@@ -154,7 +165,7 @@ impl WindowAggregate {
                 GroupSlot::WindowTime => ts(end - 1)?,
             });
         }
-        for acc in groups.accs.iter_mut() {
+        for acc in accs.iter_mut() {
             columns.push(acc.evaluate(EmitTo::All).map_err(df)?);
         }
         // The planned types are authoritative (e.g. Flink's AVG result type): cast where they differ.
@@ -172,25 +183,29 @@ impl WindowAggregate {
         Ok(Frozen { keys: g.keys, state })
     }
 
-    /// Merges the frozen panes of `[start, end)` into fresh accumulators.
-    fn combine(&self, start: i64, end: i64) -> Result<Groups, SluiceError> {
-        let mut w = self.new_groups()?;
+    /// Merges the frozen panes of `[start, end)` into fresh accumulators; keys borrow from the panes.
+    #[allow(clippy::type_complexity)]
+    fn combine(&self, start: i64, end: i64) -> Result<(Vec<&[u8]>, Vec<Box<dyn GroupsAccumulator>>), SluiceError> {
+        let mut accs = self.new_groups()?.accs;
+        let mut index: FastMap<&[u8], usize> = FastMap::default();
+        let mut keys: Vec<&[u8]> = Vec::new();
         for (_, pane) in self.frozen.range(start + 1..=end) {
+            index.reserve(pane.keys.len());
             let mut indices = Vec::with_capacity(pane.keys.len());
             for key in &pane.keys {
-                let next = w.keys.len();
-                let g = *w.index.entry(key.clone()).or_insert(next);
+                let next = keys.len();
+                let g = *index.entry(key.as_ref()).or_insert(next);
                 if g == next {
-                    w.keys.push(key.clone());
+                    keys.push(key.as_ref());
                 }
                 indices.push(g);
             }
-            let total = w.keys.len();
-            for (acc, state) in w.accs.iter_mut().zip(&pane.state) {
+            let total = keys.len();
+            for (acc, state) in accs.iter_mut().zip(&pane.state) {
                 acc.merge_batch(state, &indices, total).map_err(df)?;
             }
         }
-        Ok(w)
+        Ok((keys, accs))
     }
 
     fn update_gauge(&mut self) {
@@ -260,8 +275,9 @@ impl Operator for WindowAggregate {
         let ready: Vec<i64> = self.panes.range(..=limit).map(|(e, _)| *e).collect();
         if let WindowKind::Tumble { .. } = self.spec.window.kind {
             for end in ready {
-                let g = self.panes.remove(&end).expect("listed above");
-                self.emit(g, self.spec.window.window_start(end), end, out)?;
+                let mut g = self.panes.remove(&end).expect("listed above");
+                let keys: Vec<&[u8]> = g.keys.iter().map(|k| k.as_ref()).collect();
+                self.emit(&keys, &mut g.accs, self.spec.window.window_start(end), end, out)?;
             }
         } else {
             // Window ends to fire: those of the panes now complete, and of the frozen panes still
@@ -281,8 +297,8 @@ impl Operator for WindowAggregate {
             }
             for end in ends {
                 let start = self.spec.window.window_start(end);
-                let g = self.combine(start, end)?;
-                self.emit(g, start, end, out)?;
+                let (keys, mut accs) = self.combine(start, end)?;
+                self.emit(&keys, &mut accs, start, end, out)?;
             }
             self.fired_to = self.fired_to.max(limit);
             let fired_to = self.fired_to;
