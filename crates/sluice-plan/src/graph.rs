@@ -40,6 +40,8 @@ pub struct AggregateSpec {
     pub input_updating: bool,
     /// `table.exec.mini-batch.enabled`: fold the rows of one batch per key before emitting.
     pub mini_batch: bool,
+    /// `table.exec.state.ttl`: a key untouched this long is forgotten.
+    pub state_ttl: Option<Duration>,
 }
 
 /// Watermark generation of a source subtask (`WATERMARK FOR col AS expr`), evaluated on each batch

@@ -311,6 +311,7 @@ impl Builder<'_> {
                     filters,
                     input_updating,
                     mini_batch: self.settings.mini_batch,
+                    state_ttl: self.settings.state_ttl,
                 };
                 let edge = Edge { from: input, partitioning: Partitioning::Hash(keys) };
                 Ok(self.add(

@@ -7,7 +7,7 @@
 //!
 //! Snapshot and restore build on this layout (the checkpoint issue).
 
-use datafusion::arrow::array::{ArrayRef, RecordBatch};
+use datafusion::arrow::array::{Array, ArrayRef, RecordBatch};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::row::{RowConverter, Rows, SortField};
 use datafusion::physical_expr::{PhysicalExpr, PhysicalSortExpr};
@@ -90,6 +90,22 @@ impl RowCodec {
     }
 }
 
+/// Casts each column to its field's type where they differ: the planned types (e.g. Flink's AVG
+/// result type) are authoritative over what an accumulator produced.
+pub fn conform(columns: Vec<ArrayRef>, schema: &SchemaRef) -> Result<Vec<ArrayRef>, SluiceError> {
+    columns
+        .into_iter()
+        .zip(schema.fields())
+        .map(|(c, f)| {
+            if c.data_type() == f.data_type() {
+                Ok(c)
+            } else {
+                datafusion::arrow::compute::cast(&c, f.data_type()).map_err(|e| internal("casting a result column", e))
+            }
+        })
+        .collect()
+}
+
 pub type FastMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
 
 /// An operator's state: one `V` per encoded key, with optional TTL since last access.
@@ -170,5 +186,50 @@ impl<V> KeyedState<V> {
     pub fn key_bytes(&self) -> usize {
         self.map.keys().map(|k| k.len()).sum::<usize>()
             + self.map.capacity() * (std::mem::size_of::<(Box<[u8]>, Slot<V>)>() + 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_untouched_for_the_ttl_are_forgotten_and_touched_ones_stay() {
+        let ttl = Duration::from_millis(200);
+        let mut s: KeyedState<u32> = KeyedState::new(Some(ttl));
+        *s.entry(b"idle", || 0) += 1;
+        *s.entry(b"busy", || 0) += 1;
+        std::thread::sleep(ttl / 2);
+        assert_eq!(s.get(b"busy").copied(), Some(1), "reading touches the key");
+        std::thread::sleep(ttl / 2 + Duration::from_millis(20));
+        assert_eq!(s.expire(), 1);
+        assert!(s.get(b"idle").is_none());
+        assert_eq!(s.get(b"busy").copied(), Some(1));
+        let mut forever: KeyedState<u32> = KeyedState::new(None);
+        forever.entry(b"k", || 7);
+        assert_eq!(forever.expire(), 0);
+    }
+
+    #[test]
+    fn sort_keys_compare_in_order_by_order() {
+        use datafusion::arrow::array::Int64Array;
+        use datafusion::arrow::compute::SortOptions;
+        use datafusion::arrow::datatypes::{DataType, Field, Schema};
+        use datafusion::physical_expr::expressions::Column;
+        let schema: SchemaRef = Arc::new(Schema::new(vec![Field::new("x", DataType::Int64, true)]));
+        let batch =
+            RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(vec![Some(3), None, Some(10)]))])
+                .expect("batch");
+        let desc = PhysicalSortExpr {
+            expr: Arc::new(Column::new("x", 0)),
+            options: SortOptions { descending: true, nulls_first: false },
+        };
+        let codec = RowCodec::for_sort(&[desc], &schema).expect("codec");
+        let (rows, nulls) = codec.encode(&batch).expect("encode");
+        assert!(rows.row(2) < rows.row(0), "10 sorts before 3 descending");
+        assert!(rows.row(0) < rows.row(1), "NULLS LAST");
+        assert_eq!(nulls, [false, true, false]);
+        let back = codec.decode([rows.row(2).data(), rows.row(1).data()]).expect("decode");
+        assert_eq!(back[0].as_ref(), &Int64Array::from(vec![Some(10), None]) as &dyn Array);
     }
 }

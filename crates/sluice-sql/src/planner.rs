@@ -482,7 +482,7 @@ impl<'a> Planner<'a> {
                         let alias = alias.take();
                         match relations::window_call(f).and_then(|call| self.planner.window_table(call, self.pos)) {
                             Ok(name) => {
-                                *t = table_factor(&name, alias);
+                                *t = relations::table_factor(&name, alias);
                                 Ok(())
                             }
                             Err(e) => Err(e),
@@ -501,7 +501,7 @@ impl<'a> Planner<'a> {
                                 at: None,
                             });
                             self.planner.temporal_table(&table, span, left_time, self.pos).map(|name| {
-                                *t = table_factor(&name, Some(alias));
+                                *t = relations::table_factor(&name, Some(alias));
                             })
                         }
                     },
@@ -812,22 +812,6 @@ fn collect_scanned(plan: &LogicalPlan, out: &mut Vec<String>) {
         }
         Ok(TreeNodeRecursion::Continue)
     });
-}
-
-/// A plain table reference to `name` with `alias`.
-fn table_factor(name: &str, alias: Option<TableAlias>) -> TableFactor {
-    TableFactor::Table {
-        name: ObjectName::from(vec![Ident::new(name)]),
-        alias,
-        args: None,
-        with_hints: vec![],
-        version: None,
-        with_ordinality: false,
-        partitions: vec![],
-        json_path: None,
-        sample: None,
-        index_hints: vec![],
-    }
 }
 
 /// `SELECT items FROM table AS alias`, built on a parsed skeleton so the expressions keep their spans.

@@ -153,6 +153,22 @@ pub fn interval_ms(e: &Expr) -> Result<i64, String> {
     Ok(ms.round() as i64)
 }
 
+/// A plain table reference to `name` with `alias`.
+pub fn table_factor(name: &str, alias: Option<TableAlias>) -> TableFactor {
+    TableFactor::Table {
+        name: ObjectName(vec![ObjectNamePart::Identifier(Ident::new(name))]),
+        alias,
+        args: None,
+        with_hints: vec![],
+        version: None,
+        with_ordinality: false,
+        partitions: vec![],
+        json_path: None,
+        sample: None,
+        index_hints: vec![],
+    }
+}
+
 fn function_name(f: &Function) -> String {
     f.name.0.last().and_then(|p| p.as_ident()).map(|i| i.value.to_ascii_uppercase()).unwrap_or_default()
 }
@@ -354,21 +370,7 @@ pub fn rewrite_legacy_group_window(
         _ => None,
     }
     .ok_or_else(|| SqlError::at(span, format!("{name}'s first argument must be the time attribute column")))?;
-    let relation = std::mem::replace(
-        &mut select.from[0].relation,
-        TableFactor::Table {
-            name: ObjectName(vec![]),
-            alias: None,
-            args: None,
-            with_hints: vec![],
-            version: None,
-            with_ordinality: false,
-            partitions: vec![],
-            json_path: None,
-            sample: None,
-            index_hints: vec![],
-        },
-    );
+    let relation = std::mem::replace(&mut select.from[0].relation, table_factor("", None));
     let (table, alias) = match relation {
         TableFactor::Table { name: t, alias, .. } => {
             let alias = alias.unwrap_or_else(|| TableAlias {

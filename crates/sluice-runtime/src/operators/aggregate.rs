@@ -7,10 +7,12 @@
 //! `SET 'table.exec.mini-batch.enabled' = 'true'` the rows of one input batch are folded per key
 //! first and only the net change is emitted (Flink's mini-batch aggregation), which is much faster.
 //!
-//! State is a map from the row-encoded key to the group's accumulators; the state issue moves it into
-//! runtime-owned state tables.
+//! State is a [`KeyedState`] from the row-encoded key to the group's accumulators. With
+//! `SET 'table.exec.state.ttl'` a key untouched that long is forgotten, as in Flink: its next row
+//! starts a new group (`+I`), seed 002's "forget a user 10 minutes after their last event".
 
 use crate::operator::Operator;
+use crate::state::KeyedState;
 use datafusion::arrow::array::{ArrayRef, AsArray, BooleanArray, UInt32Array};
 use datafusion::arrow::compute::{and, filter, take};
 use datafusion::arrow::datatypes::SchemaRef;
@@ -38,7 +40,7 @@ pub struct GroupAggregate {
     spec: AggregateSpec,
     schema: SchemaRef,
     converter: RowConverter,
-    groups: HashMap<Box<[u8]>, Group>,
+    groups: KeyedState<Group>,
 }
 
 fn df(e: datafusion::error::DataFusionError) -> SluiceError {
@@ -49,7 +51,8 @@ impl GroupAggregate {
     pub fn new(spec: AggregateSpec, schema: SchemaRef) -> Result<Self, SluiceError> {
         let fields = schema.fields()[..spec.keys.len()].iter().map(|f| SortField::new(f.data_type().clone())).collect();
         let converter = RowConverter::new(fields).map_err(|e| SluiceError::internal(format!("key encoder: {e}")))?;
-        Ok(GroupAggregate { spec, schema, converter, groups: HashMap::new() })
+        let groups = KeyedState::new(spec.state_ttl);
+        Ok(GroupAggregate { spec, schema, converter, groups })
     }
 
     /// Argument arrays of aggregate `i` for the rows at `idx`, with its FILTER applied.
@@ -138,7 +141,7 @@ impl Operator for GroupAggregate {
 
         let mut out_rows: Vec<(RowKind, Vec<ScalarValue>)> = Vec::new();
         for (key, adds, mut retracts, first_row) in order {
-            if !self.groups.contains_key(&key) {
+            if self.groups.get(&key).is_none() {
                 // Retractions for a group without state (e.g. expired) have nothing to take back;
                 // only those after the group's first addition in this batch count.
                 let Some(&first_add) = adds.first() else { continue };
@@ -155,7 +158,7 @@ impl Operator for GroupAggregate {
                     .map(|a| a.create_accumulator())
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(df)?;
-                self.groups.insert(key.clone(), Group { key: key_values, accumulators, rows: 0, emitted: None });
+                self.groups.entry(&key, || Group { key: key_values, accumulators, rows: 0, emitted: None });
             }
             let adds = UInt32Array::from(adds);
             let retracts = UInt32Array::from(retracts);
@@ -169,7 +172,7 @@ impl Operator for GroupAggregate {
                     Some(self.args_for(&args, &masks, i, &retracts)?)
                 });
             }
-            let group = self.groups.get_mut(&key).expect("inserted above");
+            let group = self.groups.get(&key).expect("inserted above");
             for (i, acc) in group.accumulators.iter_mut().enumerate() {
                 if let Some(a) = &update_args[i] {
                     acc.update_batch(a).map_err(df)?;
@@ -204,6 +207,7 @@ impl Operator for GroupAggregate {
             }
             group.emitted = Some(values);
         }
+        self.groups.expire();
         if out_rows.is_empty() {
             return Ok(());
         }

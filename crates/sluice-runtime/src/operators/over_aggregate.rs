@@ -145,11 +145,7 @@ impl OverAggregate {
         for v in values {
             columns.push(ScalarValue::iter_to_array(v).map_err(df)?);
         }
-        let columns = columns
-            .into_iter()
-            .zip(self.schema.fields())
-            .map(|(c, f)| if c.data_type() == f.data_type() { Ok(c) } else { cast(&c, f.data_type()) })
-            .collect::<Result<Vec<_>, _>>()?;
+        let columns = crate::state::conform(columns, &self.schema)?;
         out.push(StreamBatch::append_only(RecordBatch::try_new(self.schema.clone(), columns)?));
         Ok(())
     }

@@ -245,11 +245,7 @@ impl Operator for SessionWindow {
                 let array = datafusion::common::ScalarValue::iter_to_array(values).map_err(df)?;
                 columns.push(array);
             }
-            let columns = columns
-                .into_iter()
-                .zip(self.schema.fields())
-                .map(|(c, f)| if c.data_type() == f.data_type() { Ok(c) } else { cast(&c, f.data_type()) })
-                .collect::<Result<Vec<_>, _>>()?;
+            let columns = crate::state::conform(columns, &self.schema)?;
             debug_assert_eq!(columns.first().map(|c| c.len()), Some(n));
             out.push(StreamBatch::append_only(RecordBatch::try_new(self.schema.clone(), columns)?));
         }

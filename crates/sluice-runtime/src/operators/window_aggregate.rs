@@ -168,12 +168,7 @@ impl WindowAggregate {
         for acc in accs.iter_mut() {
             columns.push(acc.evaluate(EmitTo::All).map_err(df)?);
         }
-        // The planned types are authoritative (e.g. Flink's AVG result type): cast where they differ.
-        let columns = columns
-            .into_iter()
-            .zip(self.schema.fields())
-            .map(|(c, f)| if c.data_type() == f.data_type() { Ok(c) } else { cast(&c, f.data_type()) })
-            .collect::<Result<Vec<_>, _>>()?;
+        let columns = crate::state::conform(columns, &self.schema)?;
         out.push(StreamBatch::append_only(RecordBatch::try_new(self.schema.clone(), columns)?));
         Ok(())
     }
