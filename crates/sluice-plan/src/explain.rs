@@ -49,7 +49,7 @@ fn render(graph: &StreamGraph, id: NodeId, via: Option<&Edge>, indent: &str, out
                 None => String::new(),
             },
             match watermark {
-                Some(w) => format!(" watermark=[{}]", w.watermark),
+                Some(w) => format!(" watermark=[{}]", w.display),
                 None => String::new(),
             },
             if caps.bounded { " bounded" } else { " unbounded" }

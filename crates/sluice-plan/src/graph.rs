@@ -58,6 +58,8 @@ pub struct SourceWatermark {
     /// `scan.watermark.idle-timeout` / `table.exec.source.idle-timeout`: a subtask without data this
     /// long stops holding back the watermark.
     pub idle_timeout: Option<Duration>,
+    /// `column AS expr` as written, for `explain`.
+    pub display: String,
 }
 
 /// Where each GROUP BY column of a window aggregation comes from.

@@ -56,6 +56,8 @@ pub struct WatermarkSpec {
     /// `SELECT column AS __sluice_rowtime, expr AS __sluice_watermark FROM table`, optimized: a
     /// projection over the connector's scan, which the source evaluates on every batch it reads.
     pub plan: LogicalPlan,
+    /// The expression as written, for `explain`.
+    pub text: String,
 }
 
 #[derive(Debug, Clone)]
@@ -402,7 +404,7 @@ impl<'a> Planner<'a> {
         };
         let plan = self.analyze(plan, pos)?;
         let plan = self.state.optimize(&plan).map_err(|e| df_error(e, pos))?;
-        Ok(WatermarkSpec { column: w.column.value.clone(), expr, plan })
+        Ok(WatermarkSpec { column: w.column.value.clone(), expr, plan, text: w.expr.to_string() })
     }
 
     fn register(&mut self, name: &str, provider: Arc<dyn datafusion::catalog::TableProvider>) -> Result<(), Errors> {

@@ -137,7 +137,8 @@ impl Builder<'_> {
             }
             None => self.settings.idle_timeout,
         };
-        Ok((produced, SourceWatermark { rowtime, watermark, keep, idle_timeout }))
+        let display = format!("{} AS {}", w.column, w.text);
+        Ok((produced, SourceWatermark { rowtime, watermark, keep, idle_timeout, display }))
     }
 
     /// A window TVF read directly (not under a window aggregation): one row per window of each row.
