@@ -1,7 +1,7 @@
 //! Compact storage of a versioned table's rows by key (the temporal join's right side).
 //!
 //! Each key's newest version is one entry in an append-only arena of 1 MiB chunks:
-//! `[key_len u16][value_len u32][time i64][flags u8][key][value]`, found through a hash table that
+//! `[key_len u32][value_len u32][time i64][flags u8][key][value]`, found through a hash table that
 //! holds only the entry's 8-byte address. Older versions of a key (kept only until the watermark
 //! passes a newer one) live in a side map. Replaced entries become garbage in the arena, which is
 //! compacted when it outgrows the live data. Keys and values are Arrow row-format bytes; key and
@@ -12,7 +12,7 @@ use hashbrown::HashTable;
 use std::hash::BuildHasher;
 
 const CHUNK: usize = 1 << 20;
-const HEADER: usize = 2 + 4 + 8 + 1;
+const HEADER: usize = 4 + 4 + 8 + 1;
 const LIVE: u8 = 1;
 
 /// One version: its time and its value (`None`: the key was deleted at that time).
@@ -34,7 +34,7 @@ impl Arena {
         let chunk_index = self.chunks.len() - 1;
         let chunk = self.chunks.last_mut().expect("pushed above");
         let pos = chunk.len();
-        chunk.extend_from_slice(&(key.len() as u16).to_le_bytes());
+        chunk.extend_from_slice(&(key.len() as u32).to_le_bytes());
         chunk.extend_from_slice(&(value_bytes.len() as u32).to_le_bytes());
         chunk.extend_from_slice(&time.to_le_bytes());
         chunk.push(if value.is_some() { LIVE } else { 0 });
@@ -46,10 +46,10 @@ impl Arena {
     fn entry(&self, at: u64) -> Entry<'_> {
         let chunk = &self.chunks[(at >> 32) as usize];
         let pos = (at & 0xffff_ffff) as usize;
-        let key_len = u16::from_le_bytes([chunk[pos], chunk[pos + 1]]) as usize;
-        let value_len = u32::from_le_bytes(chunk[pos + 2..pos + 6].try_into().expect("4 bytes")) as usize;
-        let time = i64::from_le_bytes(chunk[pos + 6..pos + 14].try_into().expect("8 bytes"));
-        let live = chunk[pos + 14] & LIVE != 0;
+        let key_len = u32::from_le_bytes(chunk[pos..pos + 4].try_into().expect("4 bytes")) as usize;
+        let value_len = u32::from_le_bytes(chunk[pos + 4..pos + 8].try_into().expect("4 bytes")) as usize;
+        let time = i64::from_le_bytes(chunk[pos + 8..pos + 16].try_into().expect("8 bytes"));
+        let live = chunk[pos + 16] & LIVE != 0;
         let key = &chunk[pos + HEADER..pos + HEADER + key_len];
         let value = live.then(|| &chunk[pos + HEADER + key_len..pos + HEADER + key_len + value_len]);
         Entry { key, time, value, len: HEADER + key_len + value_len }
@@ -260,5 +260,16 @@ mod tests {
         assert_eq!(s.keys(), 1000);
         assert_eq!(s.lookup(b"user-7", i64::MAX), Some((199_007, &b"v199007"[..])));
         assert!(s.bytes() < 8 * CHUNK, "garbage was compacted: {} bytes", s.bytes());
+    }
+
+    #[test]
+    fn long_keys_and_values_are_kept_whole() {
+        let mut s = VersionStore::default();
+        let key = vec![7u8; 70_000];
+        let value = vec![9u8; 2 * CHUNK];
+        s.insert(&key, 1, Some(&value), false);
+        s.insert(b"small", 1, Some(b"v"), false);
+        assert_eq!(s.lookup(&key, 5), Some((1, &value[..])));
+        assert_eq!(s.lookup(b"small", 5), Some((1, &b"v"[..])));
     }
 }
