@@ -81,8 +81,6 @@ pub struct WindowAggSpec {
     pub slots: Vec<GroupSlot>,
     /// Input columns holding the pane bounds (from a `WindowAssign` in pane mode).
     pub pane_end: usize,
-    /// SESSION windows: the rowtime column (pane bounds are not used).
-    pub rowtime: Option<usize>,
     pub aggregates: Vec<Arc<AggregateFunctionExpr>>,
     pub filters: Vec<Option<Arc<dyn PhysicalExpr>>>,
     pub key_names: Vec<String>,

@@ -42,6 +42,8 @@ pub struct OperatorMetrics {
     rejects: Arc<dyn RejectSink>,
     /// Rows dropped because they arrived behind the watermark (Flink's `numLateRecordsDropped`).
     pub late: AtomicU64,
+    /// Rows that cannot be placed in time (a NULL rowtime), which Flink rejects at the source.
+    pub dropped: AtomicU64,
     /// Keys held in state, summed over subtasks (each subtask adds its change).
     pub state_keys: AtomicI64,
     /// Approximate bytes held in state, summed over subtasks.
@@ -61,12 +63,22 @@ impl OperatorMetrics {
         self.add_late(rows.num_rows());
         self.rejects.reject(&Rejected { operator: &self.name, reason: "late", rows });
     }
+
+    /// Rows without a rowtime: counted apart from late rows and handed to the reject path.
+    pub fn rows_without_time(&self, rows: &datafusion::arrow::array::RecordBatch) {
+        if rows.num_rows() == 0 {
+            return;
+        }
+        self.dropped.fetch_add(rows.num_rows() as u64, Ordering::Relaxed);
+        self.rejects.reject(&Rejected { operator: &self.name, reason: "NULL rowtime", rows });
+    }
 }
 
 /// Snapshot of one operator's counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct OperatorCounts {
     pub late: u64,
+    pub dropped: u64,
     pub state_keys: i64,
     pub state_bytes: i64,
 }
@@ -137,6 +149,7 @@ impl Metrics {
                     name: name.to_string(),
                     rejects: self.rejects.clone(),
                     late: AtomicU64::new(0),
+                    dropped: AtomicU64::new(0),
                     state_keys: AtomicI64::new(0),
                     state_bytes: AtomicI64::new(0),
                 })
@@ -158,6 +171,7 @@ impl Metrics {
             .map(|(k, v)| {
                 let c = OperatorCounts {
                     late: v.late.load(Ordering::Relaxed),
+                    dropped: v.dropped.load(Ordering::Relaxed),
                     state_keys: v.state_keys.load(Ordering::Relaxed),
                     state_bytes: v.state_bytes.load(Ordering::Relaxed),
                 };

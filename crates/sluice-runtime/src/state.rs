@@ -165,10 +165,6 @@ impl<V> KeyedState<V> {
         self.map.iter_mut().map(|(k, s)| (k.as_ref(), &mut s.value))
     }
 
-    pub fn retain(&mut self, mut keep: impl FnMut(&[u8], &mut V) -> bool) {
-        self.map.retain(|k, s| keep(k, &mut s.value));
-    }
-
     /// Drops keys idle for longer than the TTL; sweeps at most every tenth of the TTL.
     pub fn expire(&mut self) -> usize {
         let Some(ttl) = self.ttl else { return 0 };

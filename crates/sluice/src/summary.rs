@@ -14,18 +14,23 @@ pub fn print_summary(
     eprint!("{}", render_operators(operators));
 }
 
-/// Stateful operators: late rows dropped and state held at the end.
+/// Stateful operators: late rows dropped, rows dropped for a NULL rowtime, state held at the end.
 pub fn render_operators(operators: &BTreeMap<String, OperatorCounts>) -> String {
     if operators.is_empty() {
         return String::new();
     }
     let width = operators.keys().map(|k| k.len()).max().unwrap_or(8).max(8);
-    let mut s = format!("  {:<width$}  {:>12}  {:>12}  {:>12}\n", "operator", "late", "state keys", "state bytes");
+    let cell = |n: u64| if n == 0 { "-".to_string() } else { n.to_string() };
+    let mut s = format!(
+        "  {:<width$}  {:>12}  {:>12}  {:>12}  {:>12}\n",
+        "operator", "late", "no rowtime", "state keys", "state bytes"
+    );
     for (name, c) in operators {
         s.push_str(&format!(
-            "  {:<width$}  {:>12}  {:>12}  {:>12}\n",
+            "  {:<width$}  {:>12}  {:>12}  {:>12}  {:>12}\n",
             name,
-            if c.late == 0 { "-".to_string() } else { c.late.to_string() },
+            cell(c.late),
+            cell(c.dropped),
             c.state_keys,
             human_bytes(c.state_bytes)
         ));

@@ -288,7 +288,7 @@ fn late_rows_are_counted_in_the_summary_and_logged_with_the_row() {
     let data = write(
         dir.path(),
         "clicks.jsonl",
-        "{\"u\":\"a\",\"ts\":\"2024-01-01 00:00:10\"}\n{\"u\":\"b\",\"ts\":\"2024-01-01 00:02:00\"}\n{\"u\":\"late-one\",\"ts\":\"2024-01-01 00:00:20\"}\n",
+        "{\"u\":\"a\",\"ts\":\"2024-01-01 00:00:10\"}\n{\"u\":\"b\",\"ts\":\"2024-01-01 00:02:00\"}\n{\"u\":\"late-one\",\"ts\":\"2024-01-01 00:00:20\"}\n{\"u\":\"no-time\",\"ts\":null}\n",
     );
     let sql = format!(
         "SET 'parallelism.default' = '1';\n\
@@ -307,6 +307,9 @@ fn late_rows_are_counted_in_the_summary_and_logged_with_the_row() {
     let stderr = text(&out.stderr);
     let summary = stderr.lines().find(|l| l.trim_start().starts_with("WindowAggregate[")).expect("operator line");
     assert_eq!(summary.split_whitespace().nth(1), Some("1"), "one late row counted: {stderr}");
+    let assign = stderr.lines().find(|l| l.trim_start().starts_with("WindowAssign[")).expect("window assign line");
+    assert_eq!(assign.split_whitespace().nth(2), Some("1"), "the row without a rowtime counted apart: {stderr}");
+    assert!(stderr.contains("no-time"), "the row without a rowtime is logged: {stderr}");
     // The row as the operator saw it: the columns it reads, with its pane.
     assert!(stderr.contains("Dropped a row") && stderr.contains("late-one"), "the late row is logged: {stderr}");
 }

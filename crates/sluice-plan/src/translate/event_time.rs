@@ -219,7 +219,6 @@ impl Builder<'_> {
             keys: keys.clone(),
             slots,
             pane_end: pane_end.expect("window_end is grouped"),
-            rowtime: None,
             aggregates,
             filters,
             key_names,

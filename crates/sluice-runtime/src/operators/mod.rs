@@ -34,7 +34,7 @@ pub fn create(graph: &StreamGraph, node: &Node, metrics: &Metrics) -> Result<Opt
     let m = || metrics.operator(&metrics_name(node));
     Ok(match &node.kind {
         NodeKind::WindowAssign { window, time, panes } => {
-            Some(Box::new(WindowAssign::new(*window, *time, *panes, node.schema.clone())))
+            Some(Box::new(WindowAssign::new(*window, *time, *panes, node.schema.clone(), m())))
         }
         NodeKind::WindowAggregate(spec) if matches!(spec.window.kind, sluice_common::WindowKind::Session { .. }) => {
             Some(Box::new(session_window::SessionWindow::new(spec.clone(), input(0), node.schema.clone(), m())?))

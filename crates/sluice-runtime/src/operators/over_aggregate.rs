@@ -161,8 +161,10 @@ impl Operator for OverAggregate {
         let wm = self.watermark;
         let late = ts.iter().filter(|t| t.is_none_or(|t| t <= wm)).count();
         let data = if late > 0 {
-            let dropped = BooleanArray::from_iter(ts.iter().map(|t| Some(t.is_none_or(|t| t <= wm))));
-            self.metrics.late_rows(&filter_record_batch(&batch.data, &dropped)?);
+            let behind = BooleanArray::from_iter(ts.iter().map(|t| Some(t.is_some_and(|t| t <= wm))));
+            self.metrics.late_rows(&filter_record_batch(&batch.data, &behind)?);
+            let no_time = BooleanArray::from_iter(ts.iter().map(|t| Some(t.is_none())));
+            self.metrics.rows_without_time(&filter_record_batch(&batch.data, &no_time)?);
             let keep = BooleanArray::from_iter(ts.iter().map(|t| Some(t.is_some_and(|t| t > wm))));
             filter_record_batch(&batch.data, &keep)?
         } else {

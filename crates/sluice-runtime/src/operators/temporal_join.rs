@@ -90,7 +90,13 @@ impl TemporalJoin {
         let (keys, nulls) = self.right_keys.encode(&batch.data)?;
         let (values, _) = self.values.encode(&batch.data)?;
         let times = millis(batch.data.column(self.spec.right_time))?;
+        let no_time: Vec<u32> = (0..batch.num_rows() as u32).filter(|&i| times[i as usize].is_none()).collect();
+        if !no_time.is_empty() {
+            let rows = datafusion::arrow::compute::take_record_batch(&batch.data, &UInt32Array::from(no_time))?;
+            self.gauge.metrics().rows_without_time(&rows);
+        }
         for i in 0..batch.num_rows() {
+            // A NULL key can never be matched (NULL keys never join); a NULL time was reported above.
             let (Some(ts), false) = (times[i], nulls[i]) else { continue };
             let value = match batch.kind(i) {
                 RowKind::Insert | RowKind::UpdateAfter => Some(values.row(i).data()),

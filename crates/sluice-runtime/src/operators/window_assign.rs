@@ -2,14 +2,16 @@
 //! row per window the row belongs to; under a window aggregation (`panes`) it emits the row once with
 //! the bounds of its pane, and the aggregation combines panes into windows.
 
+use crate::metrics::OperatorMetrics;
 use crate::operator::Operator;
 use datafusion::arrow::array::{ArrayRef, AsArray, RecordBatch, TimestampMillisecondArray, UInt32Array};
-use datafusion::arrow::compute::{cast, take};
+use datafusion::arrow::compute::{cast, take, take_record_batch};
 use datafusion::arrow::datatypes::{DataType, SchemaRef, TimeUnit, TimestampMillisecondType};
 use sluice_common::{SluiceError, StreamBatch, WindowKind, WindowSpec};
 use std::sync::Arc;
 
 pub struct WindowAssign {
+    metrics: Arc<OperatorMetrics>,
     window: WindowSpec,
     time: usize,
     panes: bool,
@@ -17,8 +19,8 @@ pub struct WindowAssign {
 }
 
 impl WindowAssign {
-    pub fn new(window: WindowSpec, time: usize, panes: bool, schema: SchemaRef) -> Self {
-        WindowAssign { window, time, panes, schema }
+    pub fn new(window: WindowSpec, time: usize, panes: bool, schema: SchemaRef, metrics: Arc<OperatorMetrics>) -> Self {
+        WindowAssign { metrics, window, time, panes, schema }
     }
 }
 
@@ -33,9 +35,13 @@ impl Operator for WindowAssign {
         let mut rows = Vec::with_capacity(ts.len());
         let mut starts = Vec::with_capacity(ts.len());
         let mut ends = Vec::with_capacity(ts.len());
+        let mut no_time = Vec::new();
         for (i, t) in ts.iter().enumerate() {
             // A row without a rowtime belongs to no window (Flink rejects NULL rowtimes at the source).
-            let Some(t) = t else { continue };
+            let Some(t) = t else {
+                no_time.push(i as u32);
+                continue;
+            };
             if let (true, WindowKind::Session { gap }) = (self.panes, self.window.kind) {
                 // A session starts as the row's own window; the aggregation merges them.
                 rows.push(i as u32);
@@ -53,6 +59,9 @@ impl Operator for WindowAssign {
                     ends.push(e);
                 }
             }
+        }
+        if !no_time.is_empty() {
+            self.metrics.rows_without_time(&take_record_batch(&batch.data, &UInt32Array::from(no_time))?);
         }
         let idx = UInt32Array::from(rows);
         let mut columns: Vec<ArrayRef> =
