@@ -52,7 +52,6 @@ pub struct PlannedTable {
 #[derive(Debug, Clone)]
 pub struct WatermarkSpec {
     pub column: String,
-    pub expr: Expr,
     /// `SELECT column AS __sluice_rowtime, expr AS __sluice_watermark FROM table`, optimized: a
     /// projection over the connector's scan, which the source evaluates on every batch it reads.
     pub plan: LogicalPlan,
@@ -398,13 +397,9 @@ impl<'a> Planner<'a> {
                 format!("watermark expression must return a timestamp, but it returns {}", flink_type_name(&out)),
             ));
         }
-        let expr = match &plan {
-            LogicalPlan::Projection(p) => p.expr[1].clone().unalias(),
-            _ => return Err(SqlError::new(None, "internal: watermark plan is not a projection")),
-        };
         let plan = self.analyze(plan, pos)?;
         let plan = self.state.optimize(&plan).map_err(|e| df_error(e, pos))?;
-        Ok(WatermarkSpec { column: w.column.value.clone(), expr, plan, text: w.expr.to_string() })
+        Ok(WatermarkSpec { column: w.column.value.clone(), plan, text: w.expr.to_string() })
     }
 
     fn register(&mut self, name: &str, provider: Arc<dyn datafusion::catalog::TableProvider>) -> Result<(), Errors> {
