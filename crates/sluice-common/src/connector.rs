@@ -69,6 +69,10 @@ pub struct SourceCaps {
 pub struct SinkCaps {
     /// Accepts `-U`, `+U` and `-D` rows (upsert or retract sinks); else insert-only.
     pub accepts_updates: bool,
+    /// With checkpoints on, every row reaches the output exactly once, also across failures
+    /// (two-phase commit or idempotent writes); else at least once (rows after the last checkpoint
+    /// are written again on recovery).
+    pub exactly_once: bool,
 }
 
 /// Error from a connector check: the option key it concerns (for the SQL span) and the message.

@@ -51,15 +51,16 @@ impl ConnectorCatalog for Connectors {
         match spec.connector.as_str() {
             "filesystem" => {
                 filesystem::FileSinkConfig::from_spec(spec)?;
-                Ok(SinkCaps { accepts_updates: false })
+                Ok(SinkCaps { accepts_updates: false, exactly_once: true })
             }
             "print" => {
                 print::PrintConfig::from_spec(spec)?;
-                Ok(SinkCaps { accepts_updates: true })
+                // Rows are printed as they come: after a recovery, rows since the last checkpoint print again.
+                Ok(SinkCaps { accepts_updates: true, exactly_once: false })
             }
             "blackhole" => {
                 print::check_blackhole(spec)?;
-                Ok(SinkCaps { accepts_updates: true })
+                Ok(SinkCaps { accepts_updates: true, exactly_once: true })
             }
             "datagen" => Err(ConnectorError::at_option(
                 "connector",
@@ -81,16 +82,26 @@ impl ConnectorRegistry for Connectors {
                     None => c,
                 };
                 let assignments = filesystem::assign_splits(&c.path, n)?;
-                Ok(assignments
+                assignments
                     .into_iter()
-                    .map(|splits| Box::new(filesystem::FileSource::new(c.clone(), splits)) as _)
-                    .collect())
+                    .enumerate()
+                    .map(|(s, splits)| {
+                        let restored = init.restored.as_ref().map(|r| r[s].as_slice());
+                        let source = filesystem::FileSource::new(c.clone(), splits, restored, init.batch_rows)?;
+                        Ok(Box::new(source) as _)
+                    })
+                    .collect()
             }
             "datagen" => {
                 let c = datagen::DatagenConfig::from_spec(spec).map_err(|e| config_error(spec, e))?;
-                Ok((0..n)
-                    .map(|_| Box::new(datagen::DatagenSource::new(c.clone(), init.projection.clone())) as _)
-                    .collect())
+                (0..n)
+                    .map(|s| {
+                        let restored = init.restored.as_ref().map(|r| r[s].as_slice());
+                        let source =
+                            datagen::DatagenSource::new(c.clone(), init.projection.clone(), restored, init.batch_rows)?;
+                        Ok(Box::new(source) as _)
+                    })
+                    .collect()
             }
             other => Err(SluiceError::user(format!("connector '{other}' cannot be read"))),
         }

@@ -35,7 +35,25 @@ fn render(graph: &StreamGraph, id: NodeId, via: Option<&Edge>, indent: &str, out
         _ => String::new(),
     };
     let mode = if n.updating { "updating" } else { "append-only" };
-    let detail = match &n.kind {
+    let mut detail = describe(graph, id);
+    if let NodeKind::Sink { caps, .. } = &n.kind {
+        detail.push_str(match (graph.checkpointing, caps.exactly_once) {
+            (true, true) => " delivery=exactly-once",
+            (true, false) => " delivery=at-least-once",
+            (false, _) => " delivery=none (checkpointing is off)",
+        });
+    }
+    let _ = writeln!(out, "{indent}{exchange}{detail} (parallelism={}, {mode})", n.parallelism);
+    let child_indent = format!("{indent}  ");
+    for e in &n.inputs {
+        render(graph, e.from, Some(e), &child_indent, out);
+    }
+}
+
+/// One line describing what node `id` does (no parallelism, no exchange).
+pub fn describe(graph: &StreamGraph, id: NodeId) -> String {
+    let n = &graph.nodes[id];
+    match &n.kind {
         NodeKind::Source { spec, caps, projection, watermark } => format!(
             "Source: {} [{}] {}{}{}{}",
             spec.name,
@@ -83,11 +101,6 @@ fn render(graph: &StreamGraph, id: NodeId, via: Option<&Edge>, indent: &str, out
                 a.aggregate_names.join(", ")
             )
         }
-    };
-    let _ = writeln!(out, "{indent}{exchange}{detail} (parallelism={}, {mode})", n.parallelism);
-    let child_indent = format!("{indent}  ");
-    for e in &n.inputs {
-        render(graph, e.from, Some(e), &child_indent, out);
     }
 }
 

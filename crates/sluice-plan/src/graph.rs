@@ -183,6 +183,14 @@ pub enum NodeKind {
 }
 
 impl NodeKind {
+    /// Sources, sinks and the operators that keep state between batches.
+    pub fn has_state(&self) -> bool {
+        !matches!(
+            self,
+            NodeKind::Project { .. } | NodeKind::Filter { .. } | NodeKind::Union | NodeKind::WindowAssign { .. }
+        )
+    }
+
     pub fn label(&self) -> &'static str {
         match self {
             NodeKind::Source { .. } => "Source",
@@ -217,6 +225,8 @@ pub struct Node {
 #[derive(Debug, Clone, Default)]
 pub struct StreamGraph {
     pub nodes: Vec<Node>,
+    /// `execution.checkpointing.interval` is set: sinks' delivery guarantees hold across failures.
+    pub checkpointing: bool,
 }
 
 impl StreamGraph {
@@ -226,5 +236,31 @@ impl StreamGraph {
 
     pub fn sinks(&self) -> impl Iterator<Item = &Node> {
         self.nodes.iter().filter(|n| matches!(n.kind, NodeKind::Sink { .. }))
+    }
+
+    /// The nodes whose subtasks have checkpointed state (sources: positions; sinks: pending commits;
+    /// stateful operators), in graph order, each with the line that identifies it in a checkpoint:
+    /// what it does, its parallelism and its input and output columns. A checkpoint can be restored
+    /// into a plan with the same lines; stateless nodes (projections, filters) may change freely.
+    pub fn state_operators(&self) -> Vec<(NodeId, String)> {
+        let columns = |s: &SchemaRef| {
+            s.fields().iter().map(|f| format!("{} {}", f.name(), f.data_type())).collect::<Vec<_>>().join(", ")
+        };
+        self.nodes
+            .iter()
+            .filter(|n| n.kind.has_state())
+            .map(|n| {
+                let inputs: Vec<String> =
+                    n.inputs.iter().map(|e| format!("[{}]", columns(&self.nodes[e.from].schema))).collect();
+                let line = format!(
+                    "{} parallelism={} in={} out=[{}]",
+                    crate::explain::describe(self, n.id),
+                    n.parallelism,
+                    inputs.join(""),
+                    columns(&n.schema)
+                );
+                (n.id, line)
+            })
+            .collect()
     }
 }

@@ -17,6 +17,13 @@ pub struct Settings {
     /// `table.exec.source.idle-timeout`: a source subtask without data this long stops holding back
     /// the watermark (default: never).
     pub idle_timeout: Option<Duration>,
+    /// `execution.checkpointing.interval`: take a checkpoint this often (default: no checkpoints).
+    pub checkpoint_interval: Option<Duration>,
+    /// `execution.checkpointing.dir` (or Flink's `state.checkpoints.dir`): where checkpoints go.
+    pub checkpoint_dir: Option<String>,
+    /// `execution.checkpointing.num-retained` (or `state.checkpoints.num-retained`): complete
+    /// checkpoints kept (default 2: one to fall back on if the newest is damaged).
+    pub checkpoints_retained: usize,
     /// Every setting as written, for operators that read their own keys.
     pub raw: BTreeMap<String, String>,
 }
@@ -75,7 +82,37 @@ impl Settings {
                 (!d.is_zero()).then_some(d)
             }
         };
+        let checkpoint_interval = match raw.get("execution.checkpointing.interval") {
+            None => None,
+            Some(v) => {
+                let d = parse_duration(v)
+                    .map_err(|m| format!("setting 'execution.checkpointing.interval': {m}, got '{v}'"))?;
+                (!d.is_zero()).then_some(d)
+            }
+        };
+        let checkpoint_dir = raw
+            .get("execution.checkpointing.dir")
+            .or_else(|| raw.get("state.checkpoints.dir"))
+            .map(|d| d.strip_prefix("file://").unwrap_or(d).to_string());
+        let retained_key = ["execution.checkpointing.num-retained", "state.checkpoints.num-retained"]
+            .into_iter()
+            .find(|k| raw.contains_key(*k));
+        let checkpoints_retained = match retained_key {
+            None => 2,
+            Some(k) => match raw[k].trim().parse::<usize>() {
+                Ok(n) if n >= 1 => n,
+                _ => return Err(format!("setting '{k}': expected a positive integer, got '{}'", raw[k])),
+            },
+        };
+        if checkpoint_interval.is_some() && checkpoint_dir.is_none() {
+            return Err("setting 'execution.checkpointing.interval' needs a place for the checkpoints: set \
+                 'execution.checkpointing.dir' (or 'state.checkpoints.dir') to a directory"
+                .to_string());
+        }
         Ok(Settings {
+            checkpoint_interval,
+            checkpoint_dir,
+            checkpoints_retained,
             idle_timeout,
             parallelism,
             pipeline_name: raw.get("pipeline.name").cloned(),

@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 pub fn build_graph(pipeline: &PlannedPipeline, settings: &Settings) -> Result<StreamGraph, SqlError> {
     let mut b = Builder {
-        graph: StreamGraph::default(),
+        graph: StreamGraph { nodes: Vec::new(), checkpointing: settings.checkpoint_interval.is_some() },
         props: pipeline.session.execution_props().clone(),
         pipeline,
         settings,

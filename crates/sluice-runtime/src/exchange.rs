@@ -4,6 +4,8 @@
 //! merges a task's input channels, combining watermarks (the minimum over inputs) and counting
 //! barriers and ends.
 
+use crate::checkpoint::coordinator::Event;
+use crate::checkpoint::StatePiece;
 use crate::connector::Sink;
 use crate::metrics::TableMetrics;
 use crate::operator::Operator;
@@ -101,6 +103,19 @@ pub(crate) enum Tail {
 pub struct ChainHead {
     pub(crate) ops: Vec<Box<dyn Operator>>,
     pub(crate) tail: Tail,
+    pub(crate) checkpoint: Option<TaskCheckpoint>,
+}
+
+/// A task's part in checkpoints: where its state goes and what it last committed.
+pub(crate) struct TaskCheckpoint {
+    pub(crate) subtask: usize,
+    pub(crate) events: mpsc::UnboundedSender<Event>,
+    /// For each operator of the chain, its index among state-bearing operators.
+    pub(crate) ops: Vec<Option<usize>>,
+    /// The sink's index among state-bearing operators, when the tail is a sink.
+    pub(crate) sink: Option<usize>,
+    /// The newest checkpoint the sink committed.
+    pub(crate) committed: u64,
 }
 
 impl ChainHead {
@@ -196,19 +211,64 @@ impl ChainHead {
         Ok(())
     }
 
-    pub(crate) async fn barrier(&mut self, b: Barrier) -> Result<(), SluiceError> {
-        for op in &mut self.ops {
-            op.on_barrier(b)?;
+    /// Checkpoint barrier `b` passed: snapshot every operator, pre-commit the sink (or forward the
+    /// barrier), and acknowledge to the coordinator with `pieces` (the source's position, if any).
+    pub(crate) async fn barrier(
+        &mut self,
+        b: Barrier,
+        mut pieces: Vec<StatePiece>,
+        started: std::time::Instant,
+    ) -> Result<(), SluiceError> {
+        let Some(cp) = &self.checkpoint else {
+            return Err(SluiceError::internal("a checkpoint barrier reached a task without checkpoints"));
+        };
+        for (op, index) in self.ops.iter_mut().zip(&cp.ops) {
+            let state = op.snapshot().map_err(|e| e.in_operator(op.name().to_string()))?;
+            match (state, index) {
+                (Some(bytes), Some(op)) => pieces.push(StatePiece { op: *op, subtask: cp.subtask, bytes }),
+                (None, _) => {}
+                (Some(_), None) => {
+                    return Err(SluiceError::internal(format!("operator {} has state but no state slot", op.name())))
+                }
+            }
         }
+        let mut sync = started.elapsed();
         match &mut self.tail {
-            Tail::Sink { sink, spec, .. } => sink.on_barrier(b).await.map_err(|e| e.redacted(spec)),
+            Tail::Sink { sink, spec, .. } => {
+                let handle = sink
+                    .pre_commit(b.checkpoint_id)
+                    .await
+                    .map_err(|e| e.redacted(spec).in_operator(format!("sink '{}'", spec.name)))?;
+                sync = started.elapsed();
+                if let Some(op) = cp.sink {
+                    pieces.push(StatePiece { op, subtask: cp.subtask, bytes: handle });
+                }
+            }
             Tail::Outputs(outputs) => {
                 for o in outputs {
                     o.broadcast(Message::Barrier(b)).await?;
                 }
-                Ok(())
             }
         }
+        let _ = cp.events.send(Event::Ack { id: b.checkpoint_id, pieces, sync });
+        Ok(())
+    }
+
+    /// Commits the sink up to checkpoint `completed` when it has not yet; returns the id committed.
+    pub(crate) async fn commit(&mut self, completed: u64) -> Result<Option<u64>, SluiceError> {
+        let (Some(cp), Tail::Sink { sink, spec, .. }) = (&mut self.checkpoint, &mut self.tail) else {
+            return Ok(None);
+        };
+        if completed <= cp.committed {
+            return Ok(None);
+        }
+        sink.commit(completed).await.map_err(|e| e.redacted(spec).in_operator(format!("sink '{}'", spec.name)))?;
+        cp.committed = completed;
+        Ok(Some(completed))
+    }
+
+    pub(crate) fn has_sink(&self) -> bool {
+        matches!(self.tail, Tail::Sink { .. })
     }
 
     pub(crate) async fn end(&mut self) -> Result<(), SluiceError> {
@@ -233,7 +293,8 @@ pub(crate) enum GateEvent {
     Watermark(Watermark),
     /// Every live input is idle.
     Idle,
-    /// Delivered once every live input has passed the barrier (alignment without blocking for now).
+    /// Delivered once every live input has passed the barrier; inputs that passed it are not read
+    /// until then (aligned checkpoints).
     Barrier(Barrier),
     End,
     /// An input closed without end-of-stream: its task failed. The task must not finish its output.
@@ -252,6 +313,9 @@ pub(crate) struct InputGate {
     current: i64,
     /// For each checkpoint in flight, the inputs that delivered its barrier.
     barriers: HashMap<u64, HashSet<usize>>,
+    /// Inputs not read until the checkpoint in flight is aligned: they delivered its barrier, and
+    /// what follows belongs after the snapshot.
+    blocked: Vec<bool>,
     next: usize,
 }
 
@@ -267,6 +331,7 @@ impl InputGate {
             idle_sent: false,
             current: i64::MIN,
             barriers: HashMap::new(),
+            blocked: vec![false; n],
             next: 0,
         }
     }
@@ -285,6 +350,9 @@ impl InputGate {
                 let n = self.inputs.len();
                 for k in 0..n {
                     let i = (self.next + k) % n;
+                    if self.blocked[i] {
+                        continue;
+                    }
                     if let Some(rx) = &mut self.inputs[i] {
                         if let Poll::Ready(m) = rx.poll_recv(cx) {
                             self.next = (i + 1) % n;
@@ -322,6 +390,7 @@ impl InputGate {
                 }
                 Some(Message::Barrier(b)) => {
                     self.barriers.entry(b.checkpoint_id).or_default().insert(i);
+                    self.blocked[i] = true;
                     if let Some(b) = self.complete_barrier() {
                         return GateEvent::Barrier(b);
                     }
@@ -350,6 +419,10 @@ impl InputGate {
         let id =
             self.barriers.iter().filter(|(_, seen)| live.iter().all(|i| seen.contains(i))).map(|(id, _)| *id).min()?;
         self.barriers.remove(&id);
+        for (k, b) in self.blocked.iter_mut().enumerate() {
+            // Inputs that delivered a later barrier stay blocked (not expected: one checkpoint at a time).
+            *b = self.barriers.values().any(|seen| seen.contains(&k));
+        }
         Some(Barrier { checkpoint_id: id })
     }
 

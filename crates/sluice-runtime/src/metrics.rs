@@ -125,11 +125,18 @@ pub struct Metrics {
     tables: Arc<Mutex<BTreeMap<String, Arc<TableMetrics>>>>,
     operators: Arc<Mutex<BTreeMap<String, Arc<OperatorMetrics>>>>,
     rejects: Arc<dyn RejectSink>,
+    /// Checkpoints taken by the run.
+    pub checkpoints: Arc<crate::checkpoint::CheckpointMetrics>,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
-        Metrics { tables: Arc::default(), operators: Arc::default(), rejects: Arc::new(LogRejects::default()) }
+        Metrics {
+            tables: Arc::default(),
+            operators: Arc::default(),
+            rejects: Arc::new(LogRejects::default()),
+            checkpoints: Arc::default(),
+        }
     }
 }
 

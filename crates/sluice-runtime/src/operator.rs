@@ -1,8 +1,9 @@
 //! The operator trait. An operator turns input batches into output batches; the runtime forwards
 //! watermarks, barriers and end-of-stream after calling the matching hook, so stateless operators
-//! implement only `process_batch`.
+//! implement only `process_batch`. Stateful operators also implement `snapshot` and `restore`
+//! (checkpoints), writing their state with [`crate::checkpoint::StateWriter`].
 
-use sluice_common::{Barrier, SluiceError, StreamBatch, Watermark};
+use sluice_common::{SluiceError, StreamBatch, Watermark};
 
 pub trait Operator: Send {
     /// A short name for errors and logs, e.g. `GroupAggregate`.
@@ -27,9 +28,17 @@ pub trait Operator: Send {
         Ok(())
     }
 
-    /// A checkpoint barrier passed: the checkpoint issue snapshots declared state here.
-    fn on_barrier(&mut self, _barrier: Barrier) -> Result<(), SluiceError> {
-        Ok(())
+    /// A checkpoint barrier passed (every row before it was processed, none after): the state to
+    /// keep, as bytes that [`Operator::restore`] reads back. `None`: the operator has no state. The
+    /// operator must behave afterwards exactly as if it had not been called.
+    fn snapshot(&mut self) -> Result<Option<Vec<u8>>, SluiceError> {
+        Ok(None)
+    }
+
+    /// Called once, before any input, with what [`Operator::snapshot`] returned in the checkpoint
+    /// being resumed.
+    fn restore(&mut self, _state: &[u8]) -> Result<(), SluiceError> {
+        Err(SluiceError::internal(format!("operator {} has no state to restore", self.name())))
     }
 
     /// All input ended: flush anything buffered.

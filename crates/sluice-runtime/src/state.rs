@@ -5,11 +5,15 @@
 //! [`KeyedState`] maps encoded keys to an operator's value and applies state TTL
 //! (`table.exec.state.ttl`): a key not written or read for the TTL is dropped, as in Flink.
 //!
-//! Snapshot and restore build on this layout (the checkpoint issue).
+//! Checkpoints write keys and rows as these byte strings, and accumulators as their state arrays.
 
+use crate::checkpoint::{StateReader, StateWriter};
 use datafusion::arrow::array::{Array, ArrayRef, RecordBatch};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::row::{RowConverter, Rows, SortField};
+use datafusion::common::ScalarValue;
+use datafusion::logical_expr::Accumulator;
+use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
 use datafusion::physical_expr::{PhysicalExpr, PhysicalSortExpr};
 use sluice_common::SluiceError;
 use std::collections::HashMap;
@@ -108,6 +112,46 @@ pub fn conform(columns: Vec<ArrayRef>, schema: &SchemaRef) -> Result<Vec<ArrayRe
 
 pub type FastMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
 
+/// The state of `acc` for a checkpoint. DataFusion's `Accumulator::state` may consume the state, so
+/// `acc` is replaced by a fresh accumulator that merged it back: it goes on exactly as before.
+pub fn take_accumulator_state(
+    acc: &mut Box<dyn Accumulator>,
+    agg: &AggregateFunctionExpr,
+) -> Result<Vec<ScalarValue>, SluiceError> {
+    let state = acc.state().map_err(|e| internal("accumulator state", e))?;
+    let arrays = state.iter().map(|s| s.to_array()).collect::<Result<Vec<_>, _>>().map_err(|e| internal("state", e))?;
+    let mut fresh = agg.create_accumulator().map_err(|e| internal("accumulator", e))?;
+    fresh.merge_batch(&arrays).map_err(|e| internal("restoring an accumulator", e))?;
+    *acc = fresh;
+    Ok(state)
+}
+
+/// A fresh accumulator holding row `row` of the state columns `state` (written by a checkpoint).
+pub fn restore_accumulator(
+    agg: &AggregateFunctionExpr,
+    state: &[ArrayRef],
+    row: usize,
+) -> Result<Box<dyn Accumulator>, SluiceError> {
+    let mut acc = agg.create_accumulator().map_err(|e| internal("accumulator", e))?;
+    if !state.is_empty() {
+        let slice: Vec<ArrayRef> = state.iter().map(|a| a.slice(row, 1)).collect();
+        acc.merge_batch(&slice).map_err(|e| internal("restoring an accumulator", e))?;
+    }
+    Ok(acc)
+}
+
+/// Writes optional bytes (a version's value, a deletion).
+pub fn write_opt(w: &mut StateWriter, v: Option<&[u8]>) {
+    w.bool(v.is_some());
+    if let Some(v) = v {
+        w.bytes(v);
+    }
+}
+
+pub fn read_opt<'a>(r: &mut StateReader<'a>) -> Result<Option<&'a [u8]>, SluiceError> {
+    Ok(if r.bool()? { Some(r.bytes()?) } else { None })
+}
+
 /// An operator's state: one `V` per encoded key, with optional TTL since last access.
 #[derive(Debug)]
 pub struct KeyedState<V> {
@@ -155,6 +199,11 @@ impl<V> KeyedState<V> {
         let slot = self.map.get_mut(key).expect("inserted above");
         slot.touched = now;
         &mut slot.value
+    }
+
+    /// Puts a restored key back (its TTL clock starts now).
+    pub fn insert(&mut self, key: &[u8], value: V) {
+        self.map.insert(key.into(), Slot { value, touched: Instant::now() });
     }
 
     pub fn remove(&mut self, key: &[u8]) -> Option<V> {

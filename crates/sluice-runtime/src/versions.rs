@@ -7,8 +7,10 @@
 //! compacted when it outgrows the live data. Keys and values are Arrow row-format bytes; key and
 //! time columns are not repeated in the value.
 
-use crate::state::FastMap;
+use crate::checkpoint::{StateReader, StateWriter};
+use crate::state::{read_opt, write_opt, FastMap};
 use hashbrown::HashTable;
+use sluice_common::SluiceError;
 use std::hash::BuildHasher;
 
 const CHUNK: usize = 1 << 20;
@@ -205,6 +207,46 @@ impl VersionStore {
             self.live_bytes -= len;
             self.garbage_bytes += len;
         }
+    }
+
+    /// Every key's newest version, then the older versions still reachable.
+    pub fn snapshot(&self, w: &mut StateWriter) {
+        w.len(self.table.len());
+        for &at in self.table.iter() {
+            let e = self.arena.entry(at);
+            w.bytes(e.key);
+            w.i64(e.time);
+            write_opt(w, e.value);
+        }
+        w.len(self.older.len());
+        for (key, list) in &self.older {
+            w.bytes(key);
+            w.len(list.len());
+            for (time, value) in list {
+                w.i64(*time);
+                write_opt(w, value.as_deref());
+            }
+        }
+    }
+
+    pub fn restore(r: &mut StateReader<'_>) -> Result<Self, SluiceError> {
+        let mut s = VersionStore::default();
+        for _ in 0..r.len()? {
+            let key = r.bytes()?;
+            let time = r.i64()?;
+            let value = read_opt(r)?;
+            s.insert(key, time, value, false);
+        }
+        for _ in 0..r.len()? {
+            let key: Box<[u8]> = r.bytes()?.into();
+            let mut list = Vec::new();
+            for _ in 0..r.len()? {
+                let time = r.i64()?;
+                list.push((time, read_opt(r)?.map(Into::into)));
+            }
+            s.older.insert(key, list);
+        }
+        Ok(s)
     }
 
     /// Rewrites the arena with live entries only once garbage outweighs them.

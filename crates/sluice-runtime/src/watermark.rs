@@ -89,6 +89,16 @@ impl WatermarkGenerator {
         Ok(out)
     }
 
+    /// `(current, emitted)`: what a checkpoint keeps of the generator.
+    pub fn state(&self) -> (i64, i64) {
+        (self.current, self.emitted)
+    }
+
+    pub fn restore(&mut self, current: i64, emitted: i64) {
+        self.current = current;
+        self.emitted = emitted;
+    }
+
     /// True once when the subtask has had no data for its idle timeout.
     pub fn became_idle(&mut self) -> bool {
         match self.spec.idle_timeout {

@@ -7,6 +7,10 @@
 //! compared in order, or sorted when the file has a line `-- golden: unordered`) and, unless its first
 //! line is `-- golden: parallelism 1 only`, at parallelism 2 (rows compared sorted).
 //! `SLUICE_GOLDEN=overwrite` rewrites expectations for review.
+//!
+//! Every `.out` case also runs as run -> checkpoint -> stop -> restore -> finish
+//! ([`GoldenEnv::run_restored`]): the first run takes a savepoint after a few source batches and
+//! exits, the second resumes from it; together they must give the rows of a straight run.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -60,9 +64,69 @@ impl GoldenEnv {
             command.current_dir(dir);
         }
         let output = command.output().expect("run sluice");
-        let mut stdout: Vec<String> =
-            String::from_utf8_lossy(&output.stdout).lines().map(normalize_print_line).collect();
-        let mut files = read_output_files(out.path());
+        let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+        let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+        render(&stdout, out.path(), sorted, output.status.code(), stderr)
+    }
+
+    /// Runs `case` with checkpoints in two runs: the first stops with a savepoint once a source
+    /// subtask emitted `stop_after` batches of `batch_rows` rows (`None`: the usual batch size);
+    /// the second resumes from it and finishes. Rows are those of both runs (sorted).
+    pub fn run_restored(
+        &self,
+        dir: Option<&Path>,
+        case: &Path,
+        parallelism: usize,
+        batch_rows: Option<usize>,
+        stop_after: usize,
+    ) -> Produced {
+        let out = tempfile::tempdir().expect("temp dir");
+        let checkpoints = tempfile::tempdir().expect("temp dir");
+        let sets = [
+            format!("parallelism.default={parallelism}"),
+            "execution.checkpointing.interval=1h".to_string(),
+            format!("execution.checkpointing.dir={}", checkpoints.path().display()),
+        ];
+        let mut stdout = String::new();
+        let mut stderr = String::new();
+        let mut code = None;
+        for round in 0..2 {
+            let case = case.display().to_string();
+            let mut args = vec!["run", case.as_str()];
+            for s in &sets {
+                args.extend(["--set", s.as_str()]);
+            }
+            let mut command = self.command(&args, out.path());
+            if let Some(dir) = dir {
+                command.current_dir(dir);
+            }
+            if let Some(n) = batch_rows {
+                command.env("SLUICE_TEST_BATCH_ROWS", n.to_string());
+            }
+            if round == 0 {
+                command.env("SLUICE_TEST_STOP_AFTER_BATCHES", stop_after.to_string());
+            }
+            let output = command.output().expect("run sluice");
+            stdout.push_str(&String::from_utf8_lossy(&output.stdout));
+            stderr.push_str(&format!("--- run {} ---\n{}", round + 1, String::from_utf8_lossy(&output.stderr)));
+            code = output.status.code();
+            if code != Some(0) {
+                break;
+            }
+            if round == 0 && !stderr.contains("savepoint:") {
+                // The input ended before the stop: nothing to restore from.
+                break;
+            }
+        }
+        render(&stdout, out.path(), true, code, stderr)
+    }
+}
+
+/// The text compared with an expectation: print rows, then rows of files under `out`.
+fn render(stdout: &str, out: &Path, sorted: bool, exit_code: Option<i32>, stderr: String) -> Produced {
+    {
+        let mut stdout: Vec<String> = stdout.lines().map(normalize_print_line).collect();
+        let mut files = read_output_files(out);
         if sorted {
             stdout.sort();
             files.sort();
@@ -85,7 +149,7 @@ impl GoldenEnv {
                 text.push('\n');
             }
         }
-        Produced { text, exit_code: output.status.code(), stderr: String::from_utf8_lossy(&output.stderr).to_string() }
+        Produced { text, exit_code, stderr }
     }
 }
 

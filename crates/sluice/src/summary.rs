@@ -1,5 +1,6 @@
 //! The run summary printed on stderr (stdout belongs to `print` sinks).
 
+use sluice_runtime::checkpoint::CheckpointCounts;
 use sluice_runtime::metrics::{OperatorCounts, TableCounts};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -66,6 +67,25 @@ pub fn render(tables: &BTreeMap<String, TableCounts>, elapsed: Duration, stopped
             cell(c.written),
             cell(c.skipped)
         ));
+    }
+    s
+}
+
+/// One line on the checkpoints of the run, and where the savepoint is when it stopped with one.
+pub fn render_checkpoints(c: &CheckpointCounts, savepoint: Option<&str>) -> String {
+    let mut s = String::new();
+    if c.completed > 0 {
+        s.push_str(&format!(
+            "  checkpoints: {} completed, last #{} ({}, {} ms, longest {} ms)\n",
+            c.completed,
+            c.last_id,
+            human_bytes(c.last_bytes as i64),
+            c.last_duration.as_millis(),
+            c.max_duration.as_millis()
+        ));
+    }
+    if let Some(p) = savepoint {
+        s.push_str(&format!("  savepoint: {p} (the next run resumes from it)\n"));
     }
     s
 }

@@ -93,7 +93,7 @@ impl ConnectorCatalog for TestConnectors {
         Ok(SourceCaps { bounded: true })
     }
     fn check_sink(&self, _spec: &TableSpec) -> Result<SinkCaps, ConnectorError> {
-        Ok(SinkCaps { accepts_updates: true })
+        Ok(SinkCaps { accepts_updates: true, exactly_once: true })
     }
 }
 
@@ -113,6 +113,10 @@ impl Source for MemorySource {
             at += len;
         }
         Ok(())
+    }
+
+    fn position(&self) -> Vec<u8> {
+        Vec::new()
     }
 }
 
@@ -179,8 +183,15 @@ fn run(sql: &str, events: &[Event], seed: u64, parallelism: usize) -> Vec<String
     let graph = build_graph(&pipeline, &settings).unwrap_or_else(|e| panic!("graph failed: {e:?}"));
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     let registry: Arc<dyn ConnectorRegistry> = connectors.clone();
-    rt.block_on(sluice_runtime::run_graph(&graph, registry, &settings.raw, &Metrics::default(), &Shutdown::new()))
-        .unwrap_or_else(|e| panic!("run failed: {e}"));
+    rt.block_on(sluice_runtime::run_graph(
+        &graph,
+        registry,
+        &settings.raw,
+        &Metrics::default(),
+        &Shutdown::new(),
+        None,
+    ))
+    .unwrap_or_else(|e| panic!("run failed: {e}"));
     let mut rows = connectors.rows.lock().expect("lock").clone();
     rows.sort();
     rows

@@ -153,15 +153,36 @@ pub struct DatagenSource {
     config: DatagenConfig,
     projection: Option<Vec<usize>>,
     rng: SmallRng,
+    /// Random values of a batch come from `seed` and the batch's first row, so a run resumed from
+    /// a checkpoint generates the same rows as one that was not interrupted.
+    seed: u64,
+    /// The next row of this subtask's share (`None`: not started).
+    next: Option<u64>,
+    batch_rows: usize,
 }
 
 impl DatagenSource {
-    pub fn new(config: DatagenConfig, projection: Option<Vec<usize>>) -> Self {
-        DatagenSource { config, projection, rng: SmallRng::from_rng(&mut rand::rng()) }
+    /// A subtask; `restored` is its [`Source::position`] from a checkpoint.
+    pub fn new(
+        config: DatagenConfig,
+        projection: Option<Vec<usize>>,
+        restored: Option<&[u8]>,
+        batch_rows: usize,
+    ) -> Result<Self, SluiceError> {
+        let (seed, next) = match restored {
+            Some(p) if p.len() == 16 => (
+                u64::from_le_bytes(p[..8].try_into().expect("8 bytes")),
+                Some(u64::from_le_bytes(p[8..].try_into().expect("8 bytes"))).filter(|&n| n != u64::MAX),
+            ),
+            Some(_) => return Err(SluiceError::internal("datagen: the checkpointed position is not 16 bytes")),
+            None => (rand::random(), None),
+        };
+        Ok(DatagenSource { config, projection, rng: SmallRng::seed_from_u64(seed), seed, next, batch_rows })
     }
 
     /// Builds rows `[from, to)` of this subtask's share (sequence values are `start + index`).
     fn batch(&mut self, from: u64, to: u64) -> Result<RecordBatch, SluiceError> {
+        self.rng = SmallRng::seed_from_u64(self.seed ^ from.wrapping_mul(0x9e37_79b9_7f4a_7c15));
         let n = (to - from) as usize;
         let now = chrono::Utc::now().timestamp_millis();
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.config.fields.len());
@@ -233,9 +254,10 @@ impl Source for DatagenSource {
             None => (0, u64::MAX),
         };
         let rate = (self.config.rows_per_second / p).max(1);
-        let batch_rows = rate.clamp(1, 4096);
+        let batch_rows = rate.clamp(1, 4096).min(self.batch_rows as u64);
         let started = Instant::now();
-        let mut next = first;
+        let mut next = self.next.unwrap_or(first);
+        let first = next;
         while next < last {
             if ctx.should_stop() {
                 break;
@@ -248,6 +270,8 @@ impl Source for DatagenSource {
             };
             ctx.emit(StreamBatch::append_only(batch)).await?;
             next = to;
+            self.next = Some(next);
+            ctx.checkpoint_point(|| self.position()).await?;
             // Pace to the rate: rows so far should have taken (rows / rate) seconds.
             let due = Duration::from_secs_f64((next - first) as f64 / rate as f64);
             let elapsed = started.elapsed();
@@ -260,5 +284,12 @@ impl Source for DatagenSource {
             }
         }
         Ok(())
+    }
+
+    /// The seed and the next row.
+    fn position(&self) -> Vec<u8> {
+        let mut p = self.seed.to_le_bytes().to_vec();
+        p.extend_from_slice(&self.next.unwrap_or(u64::MAX).to_le_bytes());
+        p
     }
 }

@@ -10,14 +10,13 @@ use crate::format::{JsonDecodeOptions, JsonLineDecoder};
 use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray};
 use arrow::datatypes::{Schema, SchemaRef};
 use sluice_common::{ConnectorError, SluiceError, StreamBatch, TableSpec};
+use sluice_runtime::checkpoint::{StateReader, StateWriter};
 use sluice_runtime::{Source, SourceContext};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// Lines decoded per batch.
-const LINES_PER_BATCH: usize = 8192;
 /// Bytes read per call.
 const READ_SIZE: usize = 4 << 20;
 /// Splits are at least this big, so small inputs are not cut up.
@@ -176,24 +175,55 @@ pub fn assign_splits(path: &Path, parallelism: usize) -> Result<Vec<Vec<Split>>,
     Ok(out)
 }
 
+/// How far a subtask got in one of its splits (its checkpointed position).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Progress {
+    NotStarted,
+    /// Every line before byte `pos` (a line start) was emitted; `line` is its line number, if known.
+    At {
+        pos: u64,
+        line: Option<u64>,
+    },
+    Done,
+}
+
 pub struct FileSource {
     config: FileSourceConfig,
     splits: Vec<Split>,
+    progress: Vec<Progress>,
     decoder: JsonLineDecoder,
+    batch_rows: usize,
 }
 
 impl FileSource {
-    pub fn new(config: FileSourceConfig, splits: Vec<Split>) -> Self {
+    /// A subtask reading `splits`; `restored` is its [`Source::position`] from a checkpoint.
+    pub fn new(
+        config: FileSourceConfig,
+        splits: Vec<Split>,
+        restored: Option<&[u8]>,
+        batch_rows: usize,
+    ) -> Result<Self, SluiceError> {
         let decoder = JsonLineDecoder::new(config.physical.clone(), &config.json);
-        FileSource { config, splits, decoder }
+        let progress = match restored {
+            None => vec![Progress::NotStarted; splits.len()],
+            Some(bytes) => decode_progress(bytes, &splits)?,
+        };
+        Ok(FileSource { config, splits, progress, decoder, batch_rows: batch_rows.max(1) })
     }
 
-    async fn read_split(&mut self, split: &Split, ctx: &mut SourceContext) -> Result<(), SluiceError> {
+    async fn read_split(&mut self, index: usize, ctx: &mut SourceContext) -> Result<(), SluiceError> {
+        let split = self.splits[index].clone();
+        let split = &split;
         let io_err = |e: std::io::Error| SluiceError::external(format!("reading '{}': {e}", split.file.display()));
         let mut file = File::open(&split.file).map_err(io_err)?;
         // Position at the first line that starts inside the split.
         let mut pos = split.start;
-        if split.start > 0 {
+        let mut line_no: Option<u64> = (split.start == 0).then_some(1);
+        if let Progress::At { pos: resume, line } = self.progress[index] {
+            pos = resume;
+            line_no = line;
+            file.seek(SeekFrom::Start(pos)).map_err(io_err)?;
+        } else if split.start > 0 {
             // Skip the rest of the line that started in the previous split.
             file.seek(SeekFrom::Start(split.start - 1)).map_err(io_err)?;
             let mut chunk = vec![0u8; 64 * 1024];
@@ -216,7 +246,6 @@ impl FileSource {
             }
         }
         // Line numbers are known from the start of the file; other splits count them on error.
-        let mut line_no: Option<u64> = (split.start == 0).then_some(1);
         let mut buf: Vec<u8> = Vec::with_capacity(READ_SIZE * 2);
         let mut eof = false;
         let mut skipped_logged = 0u64;
@@ -235,10 +264,10 @@ impl FileSource {
                 continue;
             }
             // Collect whole lines that start inside the split.
-            let mut lines = Vec::with_capacity(LINES_PER_BATCH);
+            let mut lines = Vec::with_capacity(self.batch_rows);
             let mut offset = 0usize;
             let mut past_end = false;
-            while lines.len() < LINES_PER_BATCH {
+            while lines.len() < self.batch_rows {
                 if pos + offset as u64 >= split.end {
                     past_end = true;
                     break;
@@ -317,6 +346,8 @@ impl FileSource {
                 let batch = self.with_metadata(batch, split)?;
                 ctx.emit(StreamBatch::append_only(batch)).await?;
             }
+            self.progress[index] = Progress::At { pos, line: line_no };
+            ctx.checkpoint_point(|| encode_progress(&self.splits, &self.progress)).await?;
             if past_end || (eof && buf.is_empty()) {
                 break;
             }
@@ -377,16 +408,82 @@ fn count_lines_before(path: &Path, offset: u64) -> Result<u64, SluiceError> {
     Ok(lines)
 }
 
+/// Position format: per split its file, range and [`Progress`]; checked against the splits of the
+/// resumed run, so a changed input is an error rather than a silent skip or repeat.
+fn encode_progress(splits: &[Split], progress: &[Progress]) -> Vec<u8> {
+    let mut w = StateWriter::new();
+    w.len(splits.len());
+    for (s, p) in splits.iter().zip(progress) {
+        w.str(&s.file.display().to_string());
+        w.u64(s.start);
+        w.u64(s.end);
+        match p {
+            Progress::NotStarted => w.u8(0),
+            Progress::At { pos, line } => {
+                w.u8(1);
+                w.u64(*pos);
+                w.i64(line.map_or(-1, |l| l as i64));
+            }
+            Progress::Done => w.u8(2),
+        }
+    }
+    w.finish()
+}
+
+fn decode_progress(bytes: &[u8], splits: &[Split]) -> Result<Vec<Progress>, SluiceError> {
+    let mut r = StateReader::new(bytes);
+    let n = r.len()?;
+    let changed = |what: String| {
+        SluiceError::user(format!(
+            "the input changed since the checkpoint ({what}); resume with the same files or run with --from-scratch"
+        ))
+    };
+    if n != splits.len() {
+        return Err(changed(format!("{n} byte ranges then, {} now", splits.len())));
+    }
+    let mut out = Vec::with_capacity(n);
+    for s in splits {
+        let (file, start, end) = (r.str()?.to_string(), r.u64()?, r.u64()?);
+        if file != s.file.display().to_string() || start != s.start || end != s.end {
+            return Err(changed(format!(
+                "'{file}' bytes {start}..{end} then, '{}' bytes {}..{} now",
+                s.file.display(),
+                s.start,
+                s.end
+            )));
+        }
+        out.push(match r.u8()? {
+            0 => Progress::NotStarted,
+            1 => {
+                let pos = r.u64()?;
+                let line = r.i64()?;
+                Progress::At { pos, line: (line >= 0).then_some(line as u64) }
+            }
+            _ => Progress::Done,
+        });
+    }
+    r.finish()?;
+    Ok(out)
+}
+
 #[async_trait::async_trait]
 impl Source for FileSource {
     async fn run(&mut self, ctx: &mut SourceContext) -> Result<(), SluiceError> {
-        let splits = std::mem::take(&mut self.splits);
-        for split in &splits {
-            self.read_split(split, ctx).await?;
+        for index in 0..self.splits.len() {
+            if self.progress[index] == Progress::Done {
+                continue;
+            }
+            self.read_split(index, ctx).await?;
             if ctx.should_stop() {
                 break;
             }
+            self.progress[index] = Progress::Done;
+            ctx.checkpoint_point(|| encode_progress(&self.splits, &self.progress)).await?;
         }
         Ok(())
+    }
+
+    fn position(&self) -> Vec<u8> {
+        encode_progress(&self.splits, &self.progress)
     }
 }

@@ -11,8 +11,9 @@
 //! `SET 'table.exec.state.ttl'` a key untouched that long is forgotten, as in Flink: its next row
 //! starts a new group (`+I`), seed 002's "forget a user 10 minutes after their last event".
 
+use crate::checkpoint::{ScalarColumns, StateReader, StateWriter};
 use crate::operator::Operator;
-use crate::state::KeyedState;
+use crate::state::{restore_accumulator, take_accumulator_state, KeyedState};
 use datafusion::arrow::array::{ArrayRef, AsArray, BooleanArray, UInt32Array};
 use datafusion::arrow::compute::{and, filter, take};
 use datafusion::arrow::datatypes::SchemaRef;
@@ -76,6 +77,80 @@ impl GroupAggregate {
 impl Operator for GroupAggregate {
     fn name(&self) -> &str {
         "GroupAggregate"
+    }
+
+    /// Per group: the encoded key, the row count and whether a result was emitted; then, per
+    /// aggregate, the accumulator states of every group as columns, and the emitted results.
+    fn snapshot(&mut self) -> Result<Option<Vec<u8>>, SluiceError> {
+        let mut w = StateWriter::new();
+        let aggs = &self.spec.aggregates;
+        let mut states: Vec<ScalarColumns> = aggs.iter().map(|_| ScalarColumns::default()).collect();
+        let mut emitted = ScalarColumns::default();
+        w.len(self.groups.len());
+        for (key, g) in self.groups.iter_mut() {
+            w.bytes(key);
+            w.i64(g.rows);
+            w.bool(g.emitted.is_some());
+            for ((acc, agg), cols) in g.accumulators.iter_mut().zip(aggs).zip(&mut states) {
+                cols.push_row(take_accumulator_state(acc, agg)?)?;
+            }
+            if let Some(e) = &g.emitted {
+                emitted.push_row(e.iter().cloned())?;
+            }
+        }
+        for cols in states {
+            cols.write(&mut w)?;
+        }
+        emitted.write(&mut w)?;
+        Ok(Some(w.finish()))
+    }
+
+    fn restore(&mut self, state: &[u8]) -> Result<(), SluiceError> {
+        let mut r = StateReader::new(state);
+        let n = r.len()?;
+        let mut groups = Vec::with_capacity(n);
+        for _ in 0..n {
+            groups.push((r.bytes()?, r.i64()?, r.bool()?));
+        }
+        let states = (0..self.spec.aggregates.len()).map(|_| r.arrays().map(|a| a.1)).collect::<Result<Vec<_>, _>>()?;
+        let (_, emitted) = r.arrays()?;
+        r.finish()?;
+        let key_columns = if self.spec.keys.is_empty() || n == 0 {
+            Vec::new()
+        } else {
+            let parser = self.converter.parser();
+            self.converter
+                .convert_rows(groups.iter().map(|g| parser.parse(g.0)))
+                .map_err(|e| SluiceError::internal(format!("decoding keys: {e}")))?
+        };
+        let mut next_emitted = 0;
+        for (i, (key, rows, has_emitted)) in groups.into_iter().enumerate() {
+            let key_values = key_columns
+                .iter()
+                .map(|c| ScalarValue::try_from_array(c, i))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(df)?;
+            let accumulators = self
+                .spec
+                .aggregates
+                .iter()
+                .zip(&states)
+                .map(|(agg, s)| restore_accumulator(agg, s, i))
+                .collect::<Result<Vec<_>, _>>()?;
+            let emitted = if has_emitted {
+                let v = emitted
+                    .iter()
+                    .map(|c| ScalarValue::try_from_array(c, next_emitted))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(df)?;
+                next_emitted += 1;
+                Some(v)
+            } else {
+                None
+            };
+            self.groups.insert(key, Group { key: key_values, accumulators, rows, emitted });
+        }
+        Ok(())
     }
 
     fn process_batch(&mut self, batch: StreamBatch, out: &mut Vec<StreamBatch>) -> Result<(), SluiceError> {

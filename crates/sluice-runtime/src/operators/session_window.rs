@@ -3,8 +3,10 @@
 //! the watermark passes its end. A row that merges into no open session and whose own window has
 //! already closed is late: dropped and counted.
 
+use crate::checkpoint::{ScalarColumns, StateReader, StateWriter};
 use crate::metrics::{OperatorMetrics, StateGauge};
 use crate::operator::Operator;
+use crate::state::{restore_accumulator, take_accumulator_state};
 use crate::state::{FastMap, RowCodec};
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, TimestampMillisecondArray, UInt32Array};
 use datafusion::arrow::compute::{cast, filter, take};
@@ -106,6 +108,53 @@ impl SessionWindow {
 impl Operator for SessionWindow {
     fn name(&self) -> &str {
         "SessionWindowAggregate"
+    }
+
+    /// The watermark; per open session its key, bounds and (per aggregate, as columns) accumulator state.
+    fn snapshot(&mut self) -> Result<Option<Vec<u8>>, SluiceError> {
+        let mut w = StateWriter::new();
+        w.i64(self.watermark);
+        let aggs = &self.spec.aggregates;
+        let mut states: Vec<ScalarColumns> = aggs.iter().map(|_| ScalarColumns::default()).collect();
+        w.len(self.sessions.values().map(Vec::len).sum());
+        for (key, list) in self.sessions.iter_mut() {
+            for s in list.iter_mut() {
+                w.bytes(key);
+                w.i64(s.start);
+                w.i64(s.end);
+                for ((acc, agg), cols) in s.accs.iter_mut().zip(aggs).zip(&mut states) {
+                    cols.push_row(take_accumulator_state(acc, agg)?)?;
+                }
+            }
+        }
+        for cols in states {
+            cols.write(&mut w)?;
+        }
+        Ok(Some(w.finish()))
+    }
+
+    fn restore(&mut self, state: &[u8]) -> Result<(), SluiceError> {
+        let mut r = StateReader::new(state);
+        self.watermark = r.i64()?;
+        let n = r.len()?;
+        let mut bounds = Vec::with_capacity(n);
+        for _ in 0..n {
+            bounds.push((r.bytes()?, r.i64()?, r.i64()?));
+        }
+        let states = (0..self.spec.aggregates.len()).map(|_| r.arrays().map(|a| a.1)).collect::<Result<Vec<_>, _>>()?;
+        r.finish()?;
+        for (i, (key, start, end)) in bounds.into_iter().enumerate() {
+            let accs = self
+                .spec
+                .aggregates
+                .iter()
+                .zip(&states)
+                .map(|(agg, s)| restore_accumulator(agg, s, i))
+                .collect::<Result<Vec<_>, _>>()?;
+            self.timers.insert((end, key.into()));
+            self.sessions.entry(key.into()).or_default().push(Session { start, end, accs, pending: Vec::new() });
+        }
+        Ok(())
     }
 
     fn process_batch(&mut self, batch: StreamBatch, _out: &mut Vec<StreamBatch>) -> Result<(), SluiceError> {

@@ -6,6 +6,7 @@
 //! (`-U` is ignored, as in Flink). Versions that no future probe row can reach (older than the newest
 //! version at or before the watermark) are dropped as the watermark advances. NULL keys never match.
 
+use crate::checkpoint::{StateReader, StateWriter};
 use crate::metrics::{OperatorMetrics, StateGauge};
 use crate::operator::Operator;
 use crate::state::RowCodec;
@@ -31,6 +32,7 @@ enum RightColumn {
 pub struct TemporalJoin {
     spec: TemporalJoinSpec,
     schema: SchemaRef,
+    left_schema: SchemaRef,
     right_schema: SchemaRef,
     left_keys: RowCodec,
     right_keys: RowCodec,
@@ -77,6 +79,7 @@ impl TemporalJoin {
             values: RowCodec::for_exprs(&value_exprs, &right)?,
             layout,
             right_schema: right,
+            left_schema: left,
             spec,
             schema,
             versions: VersionStore::default(),
@@ -189,6 +192,27 @@ impl TemporalJoin {
 impl Operator for TemporalJoin {
     fn name(&self) -> &str {
         "TemporalJoin"
+    }
+
+    /// The watermark, the versions, and the probe rows waiting for the watermark.
+    fn snapshot(&mut self) -> Result<Option<Vec<u8>>, SluiceError> {
+        let mut w = StateWriter::new();
+        w.i64(self.watermark);
+        self.versions.snapshot(&mut w);
+        w.batches(&self.left_schema, &self.pending)?;
+        Ok(Some(w.finish()))
+    }
+
+    fn restore(&mut self, state: &[u8]) -> Result<(), SluiceError> {
+        let mut r = StateReader::new(state);
+        self.watermark = r.i64()?;
+        self.versions = VersionStore::restore(&mut r)?;
+        let (_, pending) = r.batches()?;
+        r.finish()?;
+        for b in pending {
+            self.pending.push(RecordBatch::try_new(self.left_schema.clone(), b.columns().to_vec())?);
+        }
+        Ok(())
     }
 
     fn process_batch(&mut self, batch: StreamBatch, _out: &mut Vec<StreamBatch>) -> Result<(), SluiceError> {

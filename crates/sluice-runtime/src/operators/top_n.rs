@@ -9,6 +9,7 @@
 //! Window Top-N (partitioned by `window_start, window_end` over append-only windowed input) ranks each
 //! window once the watermark passes its end and emits the top N as inserts.
 
+use crate::checkpoint::{StateReader, StateWriter};
 use crate::metrics::{OperatorMetrics, StateGauge};
 use crate::operator::Operator;
 use crate::state::{FastMap, KeyedState, RowCodec};
@@ -29,6 +30,25 @@ struct Entry {
 /// Position after every entry whose sort key is <= `sort` (ties keep arrival order).
 fn upper_bound(list: &[Entry], sort: &[u8]) -> usize {
     list.partition_point(|e| e.sort.as_ref() <= sort)
+}
+
+fn write_list(w: &mut StateWriter, key: &[u8], list: &[Entry]) {
+    w.bytes(key);
+    w.len(list.len());
+    for e in list {
+        w.bytes(&e.sort);
+        w.bytes(&e.row);
+    }
+}
+
+fn read_list<'a>(r: &mut StateReader<'a>) -> Result<(&'a [u8], Vec<Entry>), SluiceError> {
+    let key = r.bytes()?;
+    let n = r.len()?;
+    let mut list = Vec::with_capacity(n);
+    for _ in 0..n {
+        list.push(Entry { sort: r.bytes()?.into(), row: r.bytes()?.into() });
+    }
+    Ok((key, list))
 }
 
 pub struct TopN {
@@ -169,6 +189,43 @@ impl Operator for TopN {
         } else {
             "Rank"
         }
+    }
+
+    /// The watermark, every partition's rows (sort key and row bytes) and every open window's.
+    fn snapshot(&mut self) -> Result<Option<Vec<u8>>, SluiceError> {
+        let mut w = StateWriter::new();
+        w.i64(self.watermark);
+        w.len(self.state.len());
+        for (key, list) in self.state.iter_mut() {
+            write_list(&mut w, key, list);
+        }
+        w.len(self.windows.len());
+        for (end, parts) in &self.windows {
+            w.i64(*end);
+            w.len(parts.len());
+            for (key, list) in parts {
+                write_list(&mut w, key, list);
+            }
+        }
+        Ok(Some(w.finish()))
+    }
+
+    fn restore(&mut self, state: &[u8]) -> Result<(), SluiceError> {
+        let mut r = StateReader::new(state);
+        self.watermark = r.i64()?;
+        for _ in 0..r.len()? {
+            let (key, list) = read_list(&mut r)?;
+            self.state.insert(key, list);
+        }
+        for _ in 0..r.len()? {
+            let end = r.i64()?;
+            let window = self.windows.entry(end).or_default();
+            for _ in 0..r.len()? {
+                let (key, list) = read_list(&mut r)?;
+                window.insert(key.into(), list);
+            }
+        }
+        r.finish()
     }
 
     fn process_batch(&mut self, batch: StreamBatch, out: &mut Vec<StreamBatch>) -> Result<(), SluiceError> {

@@ -6,6 +6,7 @@
 //! is emitted. A row whose pane has already been fired is late: it is dropped and counted, as Flink
 //! does (`numLateRecordsDropped`).
 
+use crate::checkpoint::{StateReader, StateWriter};
 use crate::metrics::{OperatorMetrics, StateGauge};
 use crate::operator::Operator;
 use crate::state::{FastMap, RowCodec};
@@ -225,9 +226,81 @@ impl WindowAggregate {
     }
 }
 
+fn write_keys(w: &mut StateWriter, keys: &[Box<[u8]>]) {
+    w.len(keys.len());
+    for k in keys {
+        w.bytes(k);
+    }
+}
+
+fn read_keys(r: &mut StateReader<'_>) -> Result<Vec<Box<[u8]>>, SluiceError> {
+    (0..r.len()?).map(|_| r.bytes().map(Into::into)).collect()
+}
+
 impl Operator for WindowAggregate {
     fn name(&self) -> &str {
         "WindowAggregate"
+    }
+
+    /// The watermark and fired-to mark; each open pane's keys and accumulator states (the
+    /// accumulators are rebuilt from the state taken); each frozen pane as it is.
+    fn snapshot(&mut self) -> Result<Option<Vec<u8>>, SluiceError> {
+        let mut w = StateWriter::new();
+        w.i64(self.watermark);
+        w.i64(self.fired_to);
+        w.len(self.panes.len());
+        let ends: Vec<i64> = self.panes.keys().copied().collect();
+        for end in ends {
+            let mut fresh = self.new_groups()?.accs;
+            let g = self.panes.get_mut(&end).expect("listed above");
+            w.i64(end);
+            write_keys(&mut w, &g.keys);
+            let n = g.keys.len();
+            let indices: Vec<usize> = (0..n).collect();
+            for (acc, new) in g.accs.iter_mut().zip(fresh.iter_mut()) {
+                let state = acc.state(EmitTo::All).map_err(df)?;
+                w.arrays(n, &state)?;
+                new.merge_batch(&state, &indices, n).map_err(df)?;
+            }
+            g.accs = fresh;
+        }
+        w.len(self.frozen.len());
+        for (end, f) in &self.frozen {
+            w.i64(*end);
+            write_keys(&mut w, &f.keys);
+            for state in &f.state {
+                w.arrays(f.keys.len(), state)?;
+            }
+        }
+        Ok(Some(w.finish()))
+    }
+
+    fn restore(&mut self, state: &[u8]) -> Result<(), SluiceError> {
+        let mut r = StateReader::new(state);
+        self.watermark = r.i64()?;
+        self.fired_to = r.i64()?;
+        for _ in 0..r.len()? {
+            let end = r.i64()?;
+            let keys = read_keys(&mut r)?;
+            let mut g = self.new_groups()?;
+            let n = keys.len();
+            let indices: Vec<usize> = (0..n).collect();
+            for acc in g.accs.iter_mut() {
+                let (_, state) = r.arrays()?;
+                acc.merge_batch(&state, &indices, n).map_err(df)?;
+            }
+            g.index = keys.iter().enumerate().map(|(i, k)| (k.clone(), i)).collect();
+            g.keys = keys;
+            self.panes.insert(end, g);
+        }
+        for _ in 0..r.len()? {
+            let end = r.i64()?;
+            let keys = read_keys(&mut r)?;
+            let state =
+                (0..self.spec.aggregates.len()).map(|_| r.arrays().map(|a| a.1)).collect::<Result<Vec<_>, _>>()?;
+            self.frozen.insert(end, Frozen { keys, state });
+        }
+        r.finish()
     }
 
     fn process_batch(&mut self, batch: StreamBatch, _out: &mut Vec<StreamBatch>) -> Result<(), SluiceError> {
