@@ -74,8 +74,11 @@ pub struct RunOutcome {
     pub savepoint: Option<String>,
 }
 
+/// A watermark generator's `(current, emitted)` from a checkpoint.
+type GeneratorState = Option<(i64, i64)>;
+
 /// Splits a restored source state into the watermark generator's part and the connector's position.
-fn split_source_state(bytes: &[u8]) -> Result<(Option<(i64, i64)>, Vec<u8>), SluiceError> {
+fn split_source_state(bytes: &[u8]) -> Result<(GeneratorState, Vec<u8>), SluiceError> {
     let mut r = StateReader::new(bytes);
     let generator = if r.bool()? { Some((r.i64()?, r.i64()?)) } else { None };
     let position = r.bytes()?.to_vec();
@@ -180,21 +183,21 @@ pub async fn run_graph(
         let last = &graph.nodes[*chain.last().expect("chains are not empty")];
         // All subtasks of a source are created in one call so the connector can divide the
         // input once (Flink's split enumerator).
-        let mut generators: Vec<Option<(i64, i64)>> = vec![None; head.parallelism];
+        let mut generators: Vec<GeneratorState> = vec![None; head.parallelism];
         let mut sources = match &head.kind {
             NodeKind::Source { spec, projection, .. } => {
                 let restored = match &restore {
                     Some(_) => {
                         let mut positions = Vec::new();
-                        for s in 0..head.parallelism {
+                        for (s, generator) in generators.iter_mut().enumerate() {
                             let bytes = restored_state(head.id, s).ok_or_else(|| {
                                 SluiceError::internal(format!(
                                     "the checkpoint has no position for source '{}'",
                                     spec.name
                                 ))
                             })?;
-                            let (generator, position) = split_source_state(bytes)?;
-                            generators[s] = generator;
+                            let (restored_generator, position) = split_source_state(bytes)?;
+                            *generator = restored_generator;
                             positions.push(position);
                         }
                         Some(positions)
@@ -270,7 +273,9 @@ pub async fn run_graph(
                         NodeKind::Source { watermark: Some(w), .. } => Some(WatermarkGenerator::new(w.clone())),
                         _ => None,
                     };
-                    if let (Some(g), Some((current, emitted))) = (watermarks.as_mut(), generators[subtask]) {
+                    if let (Some(g), Some(Some((current, emitted)))) =
+                        (watermarks.as_mut(), generators.get(subtask).copied())
+                    {
                         g.restore(current, emitted);
                     }
                     let mut ctx = SourceContext {

@@ -113,6 +113,37 @@ impl Builder<'_> {
             qualifier.get_or_insert_with(|| a.alias.clone());
             input = a.input.as_ref();
         }
+        let mut exprs = [p.expr[0].clone().unalias(), p.expr[1].clone().unalias()];
+        // A computed rowtime used by both expressions stays in a projection of its own (DataFusion
+        // does not duplicate the computation when merging projections): inline it.
+        if let LogicalPlan::Projection(inner) = input {
+            let by_name: std::collections::HashMap<String, datafusion::logical_expr::Expr> = inner
+                .schema
+                .fields()
+                .iter()
+                .zip(&inner.expr)
+                .map(|(f, e)| (f.name().clone(), e.clone().unalias()))
+                .collect();
+            for e in exprs.iter_mut() {
+                use datafusion::common::tree_node::{Transformed, TreeNode};
+                *e = e
+                    .clone()
+                    .transform_up(|x| match &x {
+                        datafusion::logical_expr::Expr::Column(c) => match by_name.get(&c.name) {
+                            Some(inlined) => Ok(Transformed::yes(inlined.clone())),
+                            None => Ok(Transformed::no(x)),
+                        },
+                        _ => Ok(Transformed::no(x)),
+                    })
+                    .map_err(|e| self.err(e.to_string()))?
+                    .data;
+            }
+            input = inner.input.as_ref();
+            while let LogicalPlan::SubqueryAlias(a) = input {
+                qualifier.get_or_insert_with(|| a.alias.clone());
+                input = a.input.as_ref();
+            }
+        }
         let LogicalPlan::TableScan(scan) = input else { return Err(internal()) };
         let qualifier = qualifier.unwrap_or_else(|| scan.table_name.clone());
         let full = spec.connector_schema.clone();
@@ -126,8 +157,9 @@ impl Builder<'_> {
         let keep = (produced.len() > wanted.len()).then(|| (0..wanted.len()).collect());
         let arrow = full.project(&produced).map_err(|e| self.err(e.to_string()))?;
         let df = DFSchema::try_from_qualified_schema(qualifier, &arrow).map_err(|e| self.err(e.to_string()))?;
-        let rowtime = self.physical(&p.expr[0].clone().unalias(), &df)?;
-        let watermark = self.physical(&p.expr[1].clone().unalias(), &df)?;
+        let [rowtime, watermark] = exprs;
+        let rowtime = self.physical(&rowtime, &df)?;
+        let watermark = self.physical(&watermark, &df)?;
         let idle_timeout = match spec.options.get("scan.watermark.idle-timeout") {
             Some(v) => {
                 let d = parse_duration(v).map_err(|m| {

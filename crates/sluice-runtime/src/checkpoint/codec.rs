@@ -41,6 +41,7 @@ impl StateWriter {
     pub fn i64(&mut self, v: i64) {
         self.buf.extend_from_slice(&v.to_le_bytes());
     }
+    #[allow(clippy::len_without_is_empty)]
     pub fn len(&mut self, v: usize) {
         self.u64(v as u64);
     }
@@ -125,6 +126,7 @@ impl<'a> StateReader<'a> {
         Ok(i64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
     }
     /// A length or count; bounded by the bytes left so a corrupt value cannot allocate wildly.
+    #[allow(clippy::len_without_is_empty)] // reads a length; not a container
     pub fn len(&mut self) -> Result<usize, SluiceError> {
         let v = self.u64()?;
         if v > self.buf.len() as u64 * 8 + 1024 {
