@@ -250,6 +250,19 @@ impl StreamGraph {
             .iter()
             .filter(|n| n.kind.has_state())
             .map(|n| {
+                if let NodeKind::Source { spec, .. } = &n.kind {
+                    // A position does not depend on the columns read: a query may read more or fewer.
+                    let options: Vec<String> =
+                        spec.display_options().into_iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    let line = format!(
+                        "Source: {} [{}] {{{}}} parallelism={}",
+                        spec.name,
+                        spec.connector,
+                        options.join(", "),
+                        n.parallelism
+                    );
+                    return (n.id, line);
+                }
                 let inputs: Vec<String> =
                     n.inputs.iter().map(|e| format!("[{}]", columns(&self.nodes[e.from].schema))).collect();
                 let line = format!(

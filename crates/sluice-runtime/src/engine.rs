@@ -312,6 +312,11 @@ pub async fn run_graph(
         }
     }
     drop(link);
+    if restore.is_some() {
+        let took = started.elapsed();
+        metrics.checkpoints.restore_us.store(took.as_micros() as u64, std::sync::atomic::Ordering::Relaxed);
+        tracing::info!(millis = took.as_millis() as u64, "Restored operator, source and sink state");
+    }
 
     let mut coordinator = coordinator.map(|c| tokio::spawn(c.run()));
     let mut first_error: Option<SluiceError> = None;

@@ -474,6 +474,29 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_barrier_holds_back_its_input_until_every_input_delivered_it() {
+        let (txs, mut g) = gate(2);
+        let batch = || {
+            Message::Batch(StreamBatch::append_only(datafusion::arrow::array::RecordBatch::new_empty(Arc::new(
+                datafusion::arrow::datatypes::Schema::empty(),
+            ))))
+        };
+        let barrier = Message::Barrier(Barrier { checkpoint_id: 1 });
+        // Input 0: barrier, then a row after it. Input 1: a row before its barrier.
+        txs[0].send(barrier.clone()).await.unwrap();
+        txs[0].send(batch()).await.unwrap();
+        txs[1].send(batch()).await.unwrap();
+        txs[1].send(barrier).await.unwrap();
+        assert!(matches!(g.next().await, GateEvent::Batch(1, _)), "input 1's row comes before the snapshot");
+        assert!(matches!(g.next().await, GateEvent::Barrier(Barrier { checkpoint_id: 1 })));
+        assert!(matches!(g.next().await, GateEvent::Batch(0, _)), "input 0's row after the barrier comes after it");
+        // An input that ends while another holds a barrier completes the alignment.
+        txs[1].send(Message::Barrier(Barrier { checkpoint_id: 2 })).await.unwrap();
+        txs[0].send(Message::End).await.unwrap();
+        assert!(matches!(g.next().await, GateEvent::Barrier(Barrier { checkpoint_id: 2 })));
+    }
+
+    #[tokio::test]
     async fn an_ended_input_counts_as_the_maximum_and_batches_carry_their_input() {
         let (txs, mut g) = gate(2);
         let batch = StreamBatch::append_only(datafusion::arrow::array::RecordBatch::new_empty(Arc::new(

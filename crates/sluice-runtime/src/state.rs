@@ -113,12 +113,20 @@ pub fn conform(columns: Vec<ArrayRef>, schema: &SchemaRef) -> Result<Vec<ArrayRe
 pub type FastMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
 
 /// The state of `acc` for a checkpoint. DataFusion's `Accumulator::state` may consume the state, so
-/// `acc` is replaced by a fresh accumulator that merged it back: it goes on exactly as before.
+/// unless the function is known to only read it, `acc` is replaced by a fresh accumulator that
+/// merged it back: it goes on exactly as before.
 pub fn take_accumulator_state(
     acc: &mut Box<dyn Accumulator>,
     agg: &AggregateFunctionExpr,
 ) -> Result<Vec<ScalarValue>, SluiceError> {
     let state = acc.state().map_err(|e| internal("accumulator state", e))?;
+    // These read their state without consuming it (checked in DataFusion 55); COUNT(DISTINCT) and
+    // others hand their sets over and must be rebuilt.
+    let reads_only = !agg.is_distinct()
+        && matches!(agg.fun().name(), "count" | "sum" | "avg" | "min" | "max" | "first_value" | "last_value");
+    if reads_only {
+        return Ok(state);
+    }
     let arrays = state.iter().map(|s| s.to_array()).collect::<Result<Vec<_>, _>>().map_err(|e| internal("state", e))?;
     let mut fresh = agg.create_accumulator().map_err(|e| internal("accumulator", e))?;
     fresh.merge_batch(&arrays).map_err(|e| internal("restoring an accumulator", e))?;

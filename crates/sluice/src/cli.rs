@@ -140,6 +140,7 @@ async fn checkpointing(
     };
     let store = CheckpointStore::open(&dir)?;
     let identity = PlanIdentity::new(graph.state_operators().into_iter().map(|(_, line)| line).collect());
+    let loading = std::time::Instant::now();
     let restore = if let Some(path) = &resume.from_savepoint {
         Some(CheckpointStore::load_path(path).await?)
     } else if resume.from_scratch {
@@ -160,7 +161,13 @@ async fn checkpointing(
                 r.location
             )));
         }
-        eprintln!("sluice: resuming from {}", r.location);
+        let bytes: usize = r.states.values().map(Vec::len).sum();
+        eprintln!(
+            "sluice: resuming from {} ({} bytes of state, read and verified in {} ms)",
+            r.location,
+            bytes,
+            loading.elapsed().as_millis()
+        );
     }
     Ok(Some(Checkpointing {
         store,

@@ -84,6 +84,9 @@ pub fn render_checkpoints(c: &CheckpointCounts, savepoint: Option<&str>) -> Stri
             c.max_duration.as_millis()
         ));
     }
+    if !c.restore.is_zero() {
+        s.push_str(&format!("  restored state into the operators in {} ms\n", c.restore.as_millis()));
+    }
     if let Some(p) = savepoint {
         s.push_str(&format!("  savepoint: {p} (the next run resumes from it)\n"));
     }

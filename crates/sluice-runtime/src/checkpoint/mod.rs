@@ -46,6 +46,8 @@ pub struct CheckpointMetrics {
     /// The longest time a task spent snapshotting (the synchronous part) in the last checkpoint.
     pub last_sync_us: AtomicU64,
     pub max_duration_us: AtomicU64,
+    /// Time to put the restored state back into operators, sources and sinks.
+    pub restore_us: AtomicU64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -56,6 +58,7 @@ pub struct CheckpointCounts {
     pub last_bytes: u64,
     pub last_sync: Duration,
     pub max_duration: Duration,
+    pub restore: Duration,
 }
 
 impl CheckpointMetrics {
@@ -68,6 +71,7 @@ impl CheckpointMetrics {
             last_bytes: self.last_bytes.load(Ordering::Relaxed),
             last_sync: us(&self.last_sync_us),
             max_duration: us(&self.max_duration_us),
+            restore: us(&self.restore_us),
         }
     }
 }

@@ -383,6 +383,9 @@ impl CheckpointStore {
             .and_then(|n| n.strip_prefix("chk-"))
             .and_then(|n| n.parse::<u64>().ok())
             .ok_or_else(|| bad("expected a checkpoint folder named chk-<id>".into()))?;
+        if !path.join(MANIFEST).is_file() {
+            return Err(bad("no such checkpoint (it has no _manifest.json)".into()));
+        }
         let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         let store = CheckpointStore::open(parent)?;
         store.load(id).await.map_err(bad)
