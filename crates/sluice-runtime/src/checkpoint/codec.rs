@@ -29,6 +29,11 @@ impl StateWriter {
         StateWriter { buf: Vec::new() }
     }
 
+    /// A writer expecting about `bytes` of state (saves regrowing a large buffer).
+    pub fn with_capacity(bytes: usize) -> Self {
+        StateWriter { buf: Vec::with_capacity(bytes) }
+    }
+
     pub fn u8(&mut self, v: u8) {
         self.buf.push(v);
     }

@@ -142,6 +142,7 @@ impl Coordinator {
             bytes = written.bytes,
             files = written.files,
             millis = took.as_millis() as u64,
+            sync_millis = f.sync.as_millis() as u64,
             "Checkpoint complete"
         );
         self.cfg.store.prune(f.id, self.cfg.retained).await?;

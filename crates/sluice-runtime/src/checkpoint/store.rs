@@ -160,14 +160,15 @@ fn chk_name(id: u64) -> String {
     format!("chk-{id}")
 }
 
-fn frame(payload: &[u8]) -> (Vec<u8>, u32) {
-    let crc = crc32fast::hash(payload);
-    let mut out = Vec::with_capacity(payload.len() + 12);
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&FORMAT.to_le_bytes());
-    out.extend_from_slice(payload);
-    out.extend_from_slice(&crc.to_le_bytes());
-    (out, crc)
+/// The file for `payload`, as parts (the payload is not copied), its length and CRC.
+fn frame(payload: Vec<u8>) -> (PutPayload, u64, u32) {
+    let crc = crc32fast::hash(&payload);
+    let mut header = MAGIC.to_vec();
+    header.extend_from_slice(&FORMAT.to_le_bytes());
+    let len = (header.len() + payload.len() + 4) as u64;
+    let parts =
+        [bytes::Bytes::from(header), bytes::Bytes::from(payload), bytes::Bytes::from(crc.to_le_bytes().to_vec())];
+    (PutPayload::from_iter(parts), len, crc)
 }
 
 /// The payload of a state file, after checking magic, version, length and CRC.
@@ -228,14 +229,10 @@ impl CheckpointStore {
         let mut total = 0u64;
         for p in pieces {
             let name = format!("op{}-s{}.state", p.op, p.subtask);
-            let (bytes, crc) = frame(&p.bytes);
-            let len = bytes.len() as u64;
+            let (payload, len, crc) = frame(p.bytes);
             total += len;
             let path = StorePath::from(format!("{}/{name}", chk_name(id)));
-            self.store
-                .put(&path, PutPayload::from(bytes))
-                .await
-                .map_err(|e| store_err(&self.dir, "cannot write state", e))?;
+            self.store.put(&path, payload).await.map_err(|e| store_err(&self.dir, "cannot write state", e))?;
             entries.push(FileEntry { op: p.op, subtask: p.subtask, path: name, len, crc });
         }
         let manifest = json!({

@@ -196,7 +196,7 @@ impl Operator for TemporalJoin {
 
     /// The watermark, the versions, and the probe rows waiting for the watermark.
     fn snapshot(&mut self) -> Result<Option<Vec<u8>>, SluiceError> {
-        let mut w = StateWriter::new();
+        let mut w = StateWriter::with_capacity(self.versions.bytes());
         w.i64(self.watermark);
         self.versions.snapshot(&mut w);
         w.batches(&self.left_schema, &self.pending)?;
