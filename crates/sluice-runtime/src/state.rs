@@ -7,7 +7,7 @@
 //!
 //! Checkpoints write keys and rows as these byte strings, and accumulators as their state arrays.
 
-use crate::checkpoint::{StateReader, StateWriter};
+use crate::checkpoint::{ScalarColumns, StateReader, StateWriter};
 use datafusion::arrow::array::{Array, ArrayRef, RecordBatch};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::row::{RowConverter, Rows, SortField};
@@ -146,6 +146,44 @@ pub fn restore_accumulator(
         acc.merge_batch(&slice).map_err(|e| internal("restoring an accumulator", e))?;
     }
     Ok(acc)
+}
+
+/// Accumulator states of many keys for a checkpoint: per aggregate, one column per state field.
+pub struct AccumulatorColumns<'a> {
+    aggregates: &'a [Arc<AggregateFunctionExpr>],
+    columns: Vec<ScalarColumns>,
+}
+
+impl<'a> AccumulatorColumns<'a> {
+    pub fn new(aggregates: &'a [Arc<AggregateFunctionExpr>]) -> Self {
+        AccumulatorColumns { aggregates, columns: aggregates.iter().map(|_| ScalarColumns::default()).collect() }
+    }
+
+    /// Adds one key's accumulators (see [`take_accumulator_state`]).
+    pub fn push(&mut self, accs: &mut [Box<dyn Accumulator>]) -> Result<(), SluiceError> {
+        for ((acc, agg), cols) in accs.iter_mut().zip(self.aggregates).zip(&mut self.columns) {
+            cols.push_row(take_accumulator_state(acc, agg)?)?;
+        }
+        Ok(())
+    }
+
+    pub fn write(self, w: &mut StateWriter) -> Result<(), SluiceError> {
+        self.columns.into_iter().try_for_each(|c| c.write(w))
+    }
+
+    /// What [`AccumulatorColumns::write`] wrote: per aggregate its state columns.
+    pub fn read(r: &mut StateReader<'_>, aggregates: usize) -> Result<Vec<Vec<ArrayRef>>, SluiceError> {
+        (0..aggregates).map(|_| r.arrays().map(|a| a.1)).collect()
+    }
+
+    /// Fresh accumulators holding row `row` of what [`AccumulatorColumns::read`] returned.
+    pub fn restore(
+        aggregates: &[Arc<AggregateFunctionExpr>],
+        states: &[Vec<ArrayRef>],
+        row: usize,
+    ) -> Result<Vec<Box<dyn Accumulator>>, SluiceError> {
+        aggregates.iter().zip(states).map(|(agg, s)| restore_accumulator(agg, s, row)).collect()
+    }
 }
 
 /// Writes optional bytes (a version's value, a deletion).

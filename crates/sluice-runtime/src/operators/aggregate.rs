@@ -13,7 +13,7 @@
 
 use crate::checkpoint::{ScalarColumns, StateReader, StateWriter};
 use crate::operator::Operator;
-use crate::state::{restore_accumulator, take_accumulator_state, KeyedState};
+use crate::state::{AccumulatorColumns, KeyedState};
 use datafusion::arrow::array::{ArrayRef, AsArray, BooleanArray, UInt32Array};
 use datafusion::arrow::compute::{and, filter, take};
 use datafusion::arrow::datatypes::SchemaRef;
@@ -83,24 +83,19 @@ impl Operator for GroupAggregate {
     /// aggregate, the accumulator states of every group as columns, and the emitted results.
     fn snapshot(&mut self) -> Result<Option<Vec<u8>>, SluiceError> {
         let mut w = StateWriter::new();
-        let aggs = &self.spec.aggregates;
-        let mut states: Vec<ScalarColumns> = aggs.iter().map(|_| ScalarColumns::default()).collect();
+        let mut states = AccumulatorColumns::new(&self.spec.aggregates);
         let mut emitted = ScalarColumns::default();
         w.len(self.groups.len());
         for (key, g) in self.groups.iter_mut() {
             w.bytes(key);
             w.i64(g.rows);
             w.bool(g.emitted.is_some());
-            for ((acc, agg), cols) in g.accumulators.iter_mut().zip(aggs).zip(&mut states) {
-                cols.push_row(take_accumulator_state(acc, agg)?)?;
-            }
+            states.push(&mut g.accumulators)?;
             if let Some(e) = &g.emitted {
                 emitted.push_row(e.iter().cloned())?;
             }
         }
-        for cols in states {
-            cols.write(&mut w)?;
-        }
+        states.write(&mut w)?;
         emitted.write(&mut w)?;
         Ok(Some(w.finish()))
     }
@@ -112,7 +107,7 @@ impl Operator for GroupAggregate {
         for _ in 0..n {
             groups.push((r.bytes()?, r.i64()?, r.bool()?));
         }
-        let states = (0..self.spec.aggregates.len()).map(|_| r.arrays().map(|a| a.1)).collect::<Result<Vec<_>, _>>()?;
+        let states = AccumulatorColumns::read(&mut r, self.spec.aggregates.len())?;
         let (_, emitted) = r.arrays()?;
         r.finish()?;
         let key_columns = if self.spec.keys.is_empty() || n == 0 {
@@ -130,13 +125,7 @@ impl Operator for GroupAggregate {
                 .map(|c| ScalarValue::try_from_array(c, i))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(df)?;
-            let accumulators = self
-                .spec
-                .aggregates
-                .iter()
-                .zip(&states)
-                .map(|(agg, s)| restore_accumulator(agg, s, i))
-                .collect::<Result<Vec<_>, _>>()?;
+            let accumulators = AccumulatorColumns::restore(&self.spec.aggregates, &states, i)?;
             let emitted = if has_emitted {
                 let v = emitted
                     .iter()

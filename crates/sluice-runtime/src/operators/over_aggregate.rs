@@ -7,10 +7,10 @@
 //! watermark on arrival are late: dropped and counted, as in Flink. Accumulators are DataFusion's;
 //! state TTL applies per key.
 
-use crate::checkpoint::{ScalarColumns, StateReader, StateWriter};
+use crate::checkpoint::{StateReader, StateWriter};
 use crate::metrics::{OperatorMetrics, StateGauge};
 use crate::operator::Operator;
-use crate::state::{restore_accumulator, take_accumulator_state};
+use crate::state::AccumulatorColumns;
 use crate::state::{KeyedState, RowCodec};
 use datafusion::arrow::array::{ArrayRef, AsArray, BooleanArray, RecordBatch, UInt32Array};
 use datafusion::arrow::compute::{cast, concat_batches, filter_record_batch, take_record_batch};
@@ -163,18 +163,13 @@ impl Operator for OverAggregate {
     fn snapshot(&mut self) -> Result<Option<Vec<u8>>, SluiceError> {
         let mut w = StateWriter::new();
         w.i64(self.watermark);
-        let aggs = &self.spec.aggregates;
-        let mut states: Vec<ScalarColumns> = aggs.iter().map(|_| ScalarColumns::default()).collect();
+        let mut states = AccumulatorColumns::new(&self.spec.aggregates);
         w.len(self.state.len());
         for (key, accs) in self.state.iter_mut() {
             w.bytes(key);
-            for ((acc, agg), cols) in accs.iter_mut().zip(aggs).zip(&mut states) {
-                cols.push_row(take_accumulator_state(acc, agg)?)?;
-            }
+            states.push(accs)?;
         }
-        for cols in states {
-            cols.write(&mut w)?;
-        }
+        states.write(&mut w)?;
         w.batches(&self.input, &self.pending)?;
         Ok(Some(w.finish()))
     }
@@ -184,17 +179,11 @@ impl Operator for OverAggregate {
         self.watermark = r.i64()?;
         let n = r.len()?;
         let keys = (0..n).map(|_| r.bytes()).collect::<Result<Vec<_>, _>>()?;
-        let states = (0..self.spec.aggregates.len()).map(|_| r.arrays().map(|a| a.1)).collect::<Result<Vec<_>, _>>()?;
+        let states = AccumulatorColumns::read(&mut r, self.spec.aggregates.len())?;
         let (_, pending) = r.batches()?;
         r.finish()?;
         for (i, key) in keys.into_iter().enumerate() {
-            let accs = self
-                .spec
-                .aggregates
-                .iter()
-                .zip(&states)
-                .map(|(agg, s)| restore_accumulator(agg, s, i))
-                .collect::<Result<Vec<_>, _>>()?;
+            let accs = AccumulatorColumns::restore(&self.spec.aggregates, &states, i)?;
             self.state.insert(key, accs);
         }
         for b in pending {

@@ -3,10 +3,10 @@
 //! the watermark passes its end. A row that merges into no open session and whose own window has
 //! already closed is late: dropped and counted.
 
-use crate::checkpoint::{ScalarColumns, StateReader, StateWriter};
+use crate::checkpoint::{StateReader, StateWriter};
 use crate::metrics::{OperatorMetrics, StateGauge};
 use crate::operator::Operator;
-use crate::state::{restore_accumulator, take_accumulator_state};
+use crate::state::AccumulatorColumns;
 use crate::state::{FastMap, RowCodec};
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, TimestampMillisecondArray, UInt32Array};
 use datafusion::arrow::compute::{cast, filter, take};
@@ -114,22 +114,17 @@ impl Operator for SessionWindow {
     fn snapshot(&mut self) -> Result<Option<Vec<u8>>, SluiceError> {
         let mut w = StateWriter::new();
         w.i64(self.watermark);
-        let aggs = &self.spec.aggregates;
-        let mut states: Vec<ScalarColumns> = aggs.iter().map(|_| ScalarColumns::default()).collect();
+        let mut states = AccumulatorColumns::new(&self.spec.aggregates);
         w.len(self.sessions.values().map(Vec::len).sum());
         for (key, list) in self.sessions.iter_mut() {
             for s in list.iter_mut() {
                 w.bytes(key);
                 w.i64(s.start);
                 w.i64(s.end);
-                for ((acc, agg), cols) in s.accs.iter_mut().zip(aggs).zip(&mut states) {
-                    cols.push_row(take_accumulator_state(acc, agg)?)?;
-                }
+                states.push(&mut s.accs)?;
             }
         }
-        for cols in states {
-            cols.write(&mut w)?;
-        }
+        states.write(&mut w)?;
         Ok(Some(w.finish()))
     }
 
@@ -141,16 +136,10 @@ impl Operator for SessionWindow {
         for _ in 0..n {
             bounds.push((r.bytes()?, r.i64()?, r.i64()?));
         }
-        let states = (0..self.spec.aggregates.len()).map(|_| r.arrays().map(|a| a.1)).collect::<Result<Vec<_>, _>>()?;
+        let states = AccumulatorColumns::read(&mut r, self.spec.aggregates.len())?;
         r.finish()?;
         for (i, (key, start, end)) in bounds.into_iter().enumerate() {
-            let accs = self
-                .spec
-                .aggregates
-                .iter()
-                .zip(&states)
-                .map(|(agg, s)| restore_accumulator(agg, s, i))
-                .collect::<Result<Vec<_>, _>>()?;
+            let accs = AccumulatorColumns::restore(&self.spec.aggregates, &states, i)?;
             self.timers.insert((end, key.into()));
             self.sessions.entry(key.into()).or_default().push(Session { start, end, accs, pending: Vec::new() });
         }
