@@ -30,6 +30,19 @@ pub struct Produced {
     pub stderr: String,
 }
 
+/// Sends SIGTERM to `child` and waits (at most 20 s) for it to exit; its output.
+pub fn terminate(mut child: std::process::Child) -> std::process::Output {
+    let pid = child.id().to_string();
+    let sent = Command::new("kill").args(["-TERM", &pid]).status().expect("run kill");
+    assert!(sent.success(), "kill -TERM {pid} failed");
+    let started = std::time::Instant::now();
+    while child.try_wait().expect("wait for sluice").is_none() {
+        assert!(started.elapsed() < std::time::Duration::from_secs(20), "sluice did not stop after SIGTERM");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.wait_with_output().expect("sluice output")
+}
+
 pub fn overwrite() -> bool {
     std::env::var("SLUICE_GOLDEN").is_ok_and(|v| v == "overwrite")
 }
