@@ -99,11 +99,9 @@ pub async fn run_graph(
     let chains = chains(graph);
     let state_ops: HashMap<NodeId, usize> =
         graph.state_operators().into_iter().enumerate().map(|(i, (id, _))| (id, i)).collect();
+    // Checked against the plan by `Checkpointing::new`.
     let restore = checkpointing.as_ref().and_then(|c| c.restore.clone());
-    if let (Some(r), Some(c)) = (&restore, &checkpointing) {
-        if let Some(why) = c.identity.incompatibility(&r.identity) {
-            return Err(SluiceError::user(format!("cannot resume from {}: {why}", r.location)));
-        }
+    if let Some(r) = &restore {
         tracing::info!(checkpoint = %r.location, "Resuming from a checkpoint");
     }
     let restored_state = |node: NodeId, subtask: usize| -> Option<&[u8]> {

@@ -28,6 +28,9 @@ pub struct Produced {
     pub text: String,
     pub exit_code: Option<i32>,
     pub stderr: String,
+    /// [`GoldenEnv::run_restored`]: the second run resumed from the first one's savepoint (false
+    /// when the input ended before the stop).
+    pub resumed: bool,
 }
 
 /// Sends SIGTERM to `child` and waits (at most 20 s) for it to exit; its output.
@@ -60,7 +63,12 @@ impl GoldenEnv {
         let output = self.command(&["validate", &case.display().to_string()], out.path()).output().expect("run sluice");
         let stderr = String::from_utf8_lossy(&output.stderr).to_string();
         let name = case.file_name().expect("case file").to_string_lossy().to_string();
-        Produced { text: stderr.replace(&case.display().to_string(), &name), exit_code: output.status.code(), stderr }
+        Produced {
+            text: stderr.replace(&case.display().to_string(), &name),
+            exit_code: output.status.code(),
+            stderr,
+            resumed: false,
+        }
     }
 
     /// `sluice run` at the given parallelism; rows from stdout and `${OUT}`.
@@ -103,6 +111,7 @@ impl GoldenEnv {
         let mut stdout = String::new();
         let mut stderr = String::new();
         let mut code = None;
+        let mut resumed = false;
         for round in 0..2 {
             let case = case.display().to_string();
             let mut args = vec!["run", case.as_str()];
@@ -130,8 +139,9 @@ impl GoldenEnv {
                 // The input ended before the stop: nothing to restore from.
                 break;
             }
+            resumed = round == 1 && stderr.contains("sluice: resuming from ");
         }
-        render(&stdout, out.path(), true, code, stderr)
+        Produced { resumed, ..render(&stdout, out.path(), true, code, stderr) }
     }
 }
 
@@ -162,7 +172,7 @@ fn render(stdout: &str, out: &Path, sorted: bool, exit_code: Option<i32>, stderr
                 text.push('\n');
             }
         }
-        Produced { text, exit_code, stderr }
+        Produced { text, exit_code, stderr, resumed: false }
     }
 }
 

@@ -154,13 +154,16 @@ async fn checkpointing(
             other => other,
         }
     };
-    if let Some(r) = &restore {
-        if let Some(why) = identity.incompatibility(&r.identity) {
-            return Err(SluiceError::user(format!(
-                "cannot resume from {}: the pipeline changed since: {why}\n(run with --from-scratch to start from the beginning, or use another 'execution.checkpointing.dir')",
-                r.location
-            )));
-        }
+    let checkpointing =
+        Checkpointing::new(store, settings.checkpoint_interval, settings.checkpoints_retained, identity, restore)
+            .map_err(|e| SluiceError {
+                message: format!(
+            "{}\n(run with --from-scratch to start from the beginning, or use another 'execution.checkpointing.dir')",
+            e.message
+        ),
+                ..e
+            })?;
+    if let Some(r) = checkpointing.restore() {
         let bytes: usize = r.states.values().map(Vec::len).sum();
         eprintln!(
             "sluice: resuming from {} ({} bytes of state, read and verified in {} ms)",
@@ -169,13 +172,7 @@ async fn checkpointing(
             loading.elapsed().as_millis()
         );
     }
-    Ok(Some(Checkpointing {
-        store,
-        interval: settings.checkpoint_interval,
-        retained: settings.checkpoints_retained,
-        identity,
-        restore,
-    }))
+    Ok(Some(checkpointing))
 }
 
 fn run(graph: &StreamGraph, settings: &Settings, resume: Resume) -> ExitCode {

@@ -25,6 +25,8 @@ fn golden_cases() {
     cases.sort();
     assert!(!cases.is_empty(), "no golden cases found");
     let mut failures = Vec::new();
+    // (restore runs, of which resumed from a savepoint)
+    let mut restores = (0usize, 0usize);
     for case in &cases {
         let err_file = case.with_extension("err");
         let out_file = case.with_extension("out");
@@ -65,11 +67,20 @@ fn golden_cases() {
         }
         // Checkpoint, stop, restore, finish: the same rows as the straight run.
         for parallelism in if p1_only { vec![1] } else { vec![1, 2] } {
-            if let Err(e) = restored_gives_the_same_rows(&env, None, case, &sql, parallelism, &p1.text) {
-                failures.push(e);
+            restores.0 += 1;
+            match restored_gives_the_same_rows(&env, None, case, &sql, parallelism, &p1.text) {
+                Ok(resumed) => restores.1 += resumed as usize,
+                Err(e) => failures.push(e),
             }
         }
     }
+    // Most cases are long enough for the stop to come before their input ends.
+    assert!(
+        restores.1 * 4 >= restores.0 * 3,
+        "only {} of {} restore runs resumed from a savepoint",
+        restores.1,
+        restores.0
+    );
     assert!(failures.is_empty(), "{} of {} golden cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
 }
 
@@ -90,7 +101,7 @@ fn restored_gives_the_same_rows(
     sql: &str,
     parallelism: usize,
     straight: &str,
-) -> Result<(), String> {
+) -> Result<bool, String> {
     let batch_rows = if sql.contains("'table.exec.mini-batch.enabled' = 'true'") { None } else { Some(1) };
     let stop_after = if batch_rows.is_some() { 3 } else { 1 };
     let r = env.run_restored(dir, case, parallelism, batch_rows, stop_after);
@@ -102,7 +113,7 @@ fn restored_gives_the_same_rows(
             r.stderr
         ));
     }
-    Ok(())
+    Ok(r.resumed)
 }
 
 /// Every `examples/NAME.sql` with an expectation `tests/golden/examples/NAME.out` runs from the
@@ -129,8 +140,10 @@ fn examples_give_the_expected_rows() {
                 failures.push(format!("{name} at parallelism {parallelism}: {e}"));
             } else {
                 let sql = std::fs::read_to_string(root.join(&case)).expect("read example");
-                if let Err(e) = restored_gives_the_same_rows(&env, Some(&root), &case, &sql, parallelism, &p.text) {
-                    failures.push(e);
+                match restored_gives_the_same_rows(&env, Some(&root), &case, &sql, parallelism, &p.text) {
+                    Ok(true) => {}
+                    Ok(false) => failures.push(format!("{name} at parallelism {parallelism}: the stop came too late")),
+                    Err(e) => failures.push(e),
                 }
             }
         }

@@ -487,3 +487,26 @@ impl Source for FileSource {
         encode_progress(&self.splits, &self.progress)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split(file: &str, start: u64, end: u64) -> Split {
+        Split { file: PathBuf::from(file), start, end, size: end, modified_ms: 0 }
+    }
+
+    #[test]
+    fn a_position_comes_back_and_a_changed_input_is_refused() {
+        let splits = vec![split("/in/a.jsonl", 0, 100), split("/in/a.jsonl", 100, 180)];
+        let progress = vec![Progress::Done, Progress::At { pos: 140, line: None }];
+        let bytes = encode_progress(&splits, &progress);
+        assert_eq!(decode_progress(&bytes, &splits).unwrap(), progress);
+        // The file grew: its ranges differ, so resuming would skip or repeat lines.
+        let grown = vec![split("/in/a.jsonl", 0, 100), split("/in/a.jsonl", 100, 220)];
+        let err = decode_progress(&bytes, &grown).unwrap_err();
+        assert!(err.message.contains("the input changed since the checkpoint"), "{}", err.message);
+        assert!(decode_progress(&bytes, &splits[..1]).is_err(), "a file less");
+        assert!(decode_progress(&bytes[..bytes.len() - 3], &splits).is_err(), "truncated");
+    }
+}

@@ -19,6 +19,7 @@ pub mod store;
 pub use codec::{ScalarColumns, StateReader, StateWriter};
 pub use store::{CheckpointKind, CheckpointStore, PlanIdentity, Restored, StatePiece};
 
+use sluice_common::SluiceError;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -30,9 +31,36 @@ pub struct Checkpointing {
     pub interval: Option<Duration>,
     /// `execution.checkpointing.num-retained`: complete checkpoints kept.
     pub retained: usize,
-    pub identity: PlanIdentity,
-    /// The checkpoint to resume from.
-    pub restore: Option<Restored>,
+    pub(crate) identity: PlanIdentity,
+    /// The checkpoint to resume from, checked against `identity` by [`Checkpointing::new`].
+    pub(crate) restore: Option<Restored>,
+}
+
+impl Checkpointing {
+    /// Checkpoints of the plan `identity`, resuming from `restore` when given. A checkpoint of
+    /// another plan is refused here, with the operator that changed, before anything runs.
+    pub fn new(
+        store: CheckpointStore,
+        interval: Option<Duration>,
+        retained: usize,
+        identity: PlanIdentity,
+        restore: Option<Restored>,
+    ) -> Result<Self, SluiceError> {
+        if let Some(r) = &restore {
+            if let Some(why) = identity.incompatibility(&r.identity) {
+                return Err(SluiceError::user(format!(
+                    "cannot resume from {}: the pipeline changed since: {why}",
+                    r.location
+                )));
+            }
+        }
+        Ok(Checkpointing { store, interval, retained, identity, restore })
+    }
+
+    /// The checkpoint the run resumes from.
+    pub fn restore(&self) -> Option<&Restored> {
+        self.restore.as_ref()
+    }
 }
 
 /// Counters of the checkpoints of a run, for the summary and benchmarks.
