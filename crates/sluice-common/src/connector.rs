@@ -62,6 +62,8 @@ impl TableSpec {
 pub struct SourceCaps {
     /// The source ends by itself (a file, `number-of-rows`).
     pub bounded: bool,
+    /// Emits a changelog (`-U`, `+U`, `-D` rows: upsert-kafka, debezium-json), not only inserts.
+    pub changelog: bool,
 }
 
 /// What a sink accepts.

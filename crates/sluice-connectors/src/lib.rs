@@ -5,6 +5,7 @@
 pub mod datagen;
 pub mod filesystem;
 pub mod format;
+pub mod kafka;
 pub mod print;
 
 use sluice_common::{ConnectorCatalog, ConnectorError, SinkCaps, SluiceError, SourceCaps, TableSpec};
@@ -14,13 +15,19 @@ use sluice_runtime::{ConnectorRegistry, Sink, SinkInit, Source, SourceInit};
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Connectors;
 
-const NAMES: &[&str] = &["blackhole", "datagen", "filesystem", "print"];
+const NAMES: &[&str] = &["blackhole", "datagen", "filesystem", "kafka", "print", "upsert-kafka"];
 
 fn only_sink(name: &str) -> ConnectorError {
     ConnectorError::at_option(
         "connector",
         format!("connector '{name}' can only be written to (it is a sink), not read"),
     )
+}
+
+fn unknown(name: &str) -> ConnectorError {
+    let close = NAMES.iter().filter(|n| strsim::levenshtein(n, name) <= 2).min_by_key(|n| strsim::levenshtein(n, name));
+    let hint = close.map(|c| format!("did you mean '{c}'? ")).unwrap_or_default();
+    ConnectorError::new(format!("unknown connector '{name}' ({hint}known: {})", NAMES.join(", ")))
 }
 
 fn config_error(spec: &TableSpec, e: ConnectorError) -> SluiceError {
@@ -36,14 +43,18 @@ impl ConnectorCatalog for Connectors {
         match spec.connector.as_str() {
             "filesystem" => {
                 filesystem::FileSourceConfig::from_spec(spec)?;
-                Ok(SourceCaps { bounded: true })
+                Ok(SourceCaps { bounded: true, changelog: false })
             }
             "datagen" => {
                 let c = datagen::DatagenConfig::from_spec(spec)?;
-                Ok(SourceCaps { bounded: c.number_of_rows.is_some() })
+                Ok(SourceCaps { bounded: c.number_of_rows.is_some(), changelog: false })
+            }
+            "kafka" | "upsert-kafka" => {
+                let c = kafka::KafkaSourceConfig::from_spec(spec)?;
+                Ok(SourceCaps { bounded: c.bounded.is_some(), changelog: c.upsert || c.layout.value.0.is_changelog() })
             }
             "print" | "blackhole" => Err(only_sink(&spec.connector)),
-            other => Err(ConnectorError::new(format!("unknown connector '{other}' (known: {})", NAMES.join(", ")))),
+            other => Err(unknown(other)),
         }
     }
 
@@ -52,6 +63,13 @@ impl ConnectorCatalog for Connectors {
             "filesystem" => {
                 filesystem::FileSinkConfig::from_spec(spec)?;
                 Ok(SinkCaps { accepts_updates: false, exactly_once: true })
+            }
+            "kafka" | "upsert-kafka" => {
+                let c = kafka::KafkaSinkConfig::from_spec(spec)?;
+                Ok(SinkCaps {
+                    accepts_updates: c.upsert,
+                    exactly_once: c.delivery == kafka::config::Delivery::ExactlyOnce,
+                })
             }
             "print" => {
                 print::PrintConfig::from_spec(spec)?;
@@ -66,7 +84,7 @@ impl ConnectorCatalog for Connectors {
                 "connector",
                 "connector 'datagen' can only be read (it is a source), not written",
             )),
-            other => Err(ConnectorError::new(format!("unknown connector '{other}' (known: {})", NAMES.join(", ")))),
+            other => Err(unknown(other)),
         }
     }
 }
@@ -103,6 +121,17 @@ impl ConnectorRegistry for Connectors {
                     })
                     .collect()
             }
+            "kafka" | "upsert-kafka" => {
+                let c = kafka::KafkaSourceConfig::from_spec(spec).map_err(|e| config_error(spec, e))?;
+                let sources = kafka::KafkaSource::create_all(
+                    &c,
+                    n,
+                    init.projection.clone(),
+                    init.restored.as_deref(),
+                    init.batch_rows,
+                )?;
+                Ok(sources.into_iter().map(|s| Box::new(s) as _).collect())
+            }
             other => Err(SluiceError::user(format!("connector '{other}' cannot be read"))),
         }
     }
@@ -118,6 +147,10 @@ impl ConnectorRegistry for Connectors {
                 Ok(Box::new(print::PrintSink::new(c, init)))
             }
             "blackhole" => Ok(Box::new(print::BlackholeSink)),
+            "kafka" | "upsert-kafka" => {
+                let c = kafka::KafkaSinkConfig::from_spec(spec).map_err(|e| config_error(spec, e))?;
+                Ok(Box::new(kafka::KafkaSink::new(c, init)?))
+            }
             other => Err(SluiceError::user(format!("connector '{other}' cannot be written"))),
         }
     }

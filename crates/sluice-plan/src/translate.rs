@@ -185,7 +185,8 @@ impl Builder<'_> {
         };
         let identity = produced.len() == n && produced.iter().enumerate().all(|(i, c)| i == *c);
         let projection = (!identity).then_some(produced);
-        Ok(self.add(NodeKind::Source { spec, caps, projection, watermark }, vec![], parallelism, schema, false))
+        let updating = caps.changelog;
+        Ok(self.add(NodeKind::Source { spec, caps, projection, watermark }, vec![], parallelism, schema, updating))
     }
 
     #[allow(clippy::type_complexity)]

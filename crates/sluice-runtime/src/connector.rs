@@ -147,6 +147,15 @@ impl SourceContext {
         Ok(())
     }
 
+    /// The subtask has no input at all for now (a Kafka subtask without partitions): idle at
+    /// once, so it does not hold back the watermark downstream; data makes it active again.
+    pub async fn idle_now(&mut self) -> Result<(), SluiceError> {
+        if self.watermarks.as_mut().is_some_and(|g| g.mark_idle()) {
+            self.head.idle().await?;
+        }
+        Ok(())
+    }
+
     /// A point where [`Source::position`] describes exactly the batches emitted so far: takes part
     /// in a checkpoint if one was requested, and commits a chained sink's completed checkpoints.
     /// `position` is only called when a checkpoint is taken.
@@ -232,6 +241,17 @@ impl SourceContext {
             self.head.watermark(Watermark(emitted)).await?;
         }
         Ok(())
+    }
+
+    /// The newest checkpoint this subtask took part in (`None`: checkpointing is off). Sources
+    /// that report progress elsewhere (Kafka offset commits) pair it with the position they gave.
+    pub fn checkpoint_taken(&self) -> Option<u64> {
+        self.checkpoints.as_ref().map(|cp| cp.taken)
+    }
+
+    /// The newest complete checkpoint (`None`: checkpointing is off; `Some(0)`: none yet).
+    pub fn checkpoint_completed(&self) -> Option<u64> {
+        self.checkpoints.as_ref().map(|cp| *cp.link.completed.borrow())
     }
 
     /// True once Ctrl-C/SIGTERM (or a failure elsewhere) asked sources to stop; bounded sources

@@ -99,6 +99,12 @@ impl WatermarkGenerator {
         self.emitted = emitted;
     }
 
+    /// Marks the subtask idle now (it has no input: a Kafka subtask without partitions); true if
+    /// it was not idle already.
+    pub fn mark_idle(&mut self) -> bool {
+        !std::mem::replace(&mut self.idle, true)
+    }
+
     /// True once when the subtask has had no data for its idle timeout.
     pub fn became_idle(&mut self) -> bool {
         match self.spec.idle_timeout {

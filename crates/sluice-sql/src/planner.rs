@@ -258,10 +258,15 @@ impl<'a> Planner<'a> {
             self.checked.insert((name.clone(), Role::Source));
             self.checked.insert((name.clone(), Role::Sink));
             let span = def.options.iter().find(|o| o.key == "connector").map(|o| o.value_span).unwrap_or(name_span);
-            option_errors.push(SqlError::at(
-                span,
-                format!("unknown connector '{connector}' (known: {})", self.catalog.connectors().join(", ")),
-            ));
+            option_errors.push(SqlError::at(span, {
+                let known = self.catalog.connectors();
+                let close = known
+                    .iter()
+                    .filter(|k| strsim::levenshtein(k, &connector) <= 2)
+                    .min_by_key(|k| strsim::levenshtein(k, &connector));
+                let hint = close.map(|c| format!("did you mean '{c}'? ")).unwrap_or_default();
+                format!("unknown connector '{connector}' ({hint}known: {})", known.join(", "))
+            }));
         }
 
         // Columns: connector columns first (physical + metadata), computed ones planned afterwards.

@@ -90,7 +90,7 @@ impl ConnectorCatalog for TestConnectors {
         vec!["memory", "collect"]
     }
     fn check_source(&self, _spec: &TableSpec) -> Result<SourceCaps, ConnectorError> {
-        Ok(SourceCaps { bounded: true })
+        Ok(SourceCaps { bounded: true, changelog: false })
     }
     fn check_sink(&self, _spec: &TableSpec) -> Result<SinkCaps, ConnectorError> {
         Ok(SinkCaps { accepts_updates: true, exactly_once: true })

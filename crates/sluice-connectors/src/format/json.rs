@@ -78,6 +78,11 @@ fn build(schema: &SchemaRef) -> Decoder {
 }
 
 impl JsonLineDecoder {
+    /// The schema of the batches it returns.
+    pub fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
     pub fn new(schema: SchemaRef, options: &JsonDecodeOptions) -> Self {
         // Missing fields become errors by decoding into non-nullable fields.
         let decode_schema = if options.fail_on_missing_field {
