@@ -114,6 +114,8 @@ pub struct SourceContext {
     /// Test hook `SLUICE_TEST_STOP_AFTER_BATCHES`: request a stop after this many batches.
     pub(crate) stop_after: Option<(u64, crate::engine::Shutdown)>,
     pub(crate) batches: u64,
+    /// Per-split watermark maxima of the restored checkpoint.
+    pub(crate) restored_splits: std::collections::HashMap<u32, i64>,
 }
 
 impl SourceContext {
@@ -136,6 +138,45 @@ impl SourceContext {
             }
         }
         Ok(())
+    }
+
+    /// As [`SourceContext::emit`] for a source that reads several splits (Kafka partitions):
+    /// row `i` came from split `split_of[i]`, and watermarks are generated per split (the
+    /// minimum over the splits the source registered with [`SourceContext::add_split`]).
+    pub async fn emit_splits(&mut self, batch: StreamBatch, split_of: &[u32]) -> Result<(), SluiceError> {
+        let Some(gen) = &mut self.watermarks else {
+            return self.emit(batch).await;
+        };
+        self.metrics.add_read(batch.num_rows());
+        self.batches += 1;
+        if let Some((n, shutdown)) = &self.stop_after {
+            if self.batches >= *n {
+                shutdown.trigger();
+            }
+        }
+        for piece in gen.process_splits(batch, split_of)? {
+            match piece {
+                Piece::Rows(b) => self.head.push(b).await?,
+                Piece::Watermark(w) => self.head.watermark(w).await?,
+            }
+        }
+        Ok(())
+    }
+
+    /// A split (Kafka partition) this subtask reads from now on: it holds the watermark back
+    /// until it has data or is idle for the table's idle timeout.
+    pub fn add_split(&mut self, split: u32) {
+        if let Some(g) = &mut self.watermarks {
+            let restored = self.restored_splits.get(&split).copied();
+            g.add_split(split, restored);
+        }
+    }
+
+    /// A split this subtask no longer reads (a partition revoked in a rebalance).
+    pub fn remove_split(&mut self, split: u32) {
+        if let Some(g) = &mut self.watermarks {
+            g.remove_split(split);
+        }
     }
 
     /// Unbounded sources call this while waiting for data: after the table's idle timeout the
@@ -177,6 +218,12 @@ impl SourceContext {
                 let (current, emitted) = g.state();
                 w.i64(current);
                 w.i64(emitted);
+                let splits = g.split_state();
+                w.len(splits.len());
+                for (s, v) in splits {
+                    w.u64(s as u64);
+                    w.i64(v);
+                }
             }
             None => w.bool(false),
         }

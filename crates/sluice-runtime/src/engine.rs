@@ -74,13 +74,22 @@ pub struct RunOutcome {
     pub savepoint: Option<String>,
 }
 
-/// A watermark generator's `(current, emitted)` from a checkpoint.
-type GeneratorState = Option<(i64, i64)>;
+/// A watermark generator's `(current, emitted)` and per-split maxima from a checkpoint.
+type GeneratorState = Option<(i64, i64, Vec<(u32, i64)>)>;
 
 /// Splits a restored source state into the watermark generator's part and the connector's position.
 fn split_source_state(bytes: &[u8]) -> Result<(GeneratorState, Vec<u8>), SluiceError> {
     let mut r = StateReader::new(bytes);
-    let generator = if r.bool()? { Some((r.i64()?, r.i64()?)) } else { None };
+    let generator = if r.bool()? {
+        let (current, emitted) = (r.i64()?, r.i64()?);
+        let mut splits = Vec::new();
+        for _ in 0..r.len()? {
+            splits.push((r.u64()? as u32, r.i64()?));
+        }
+        Some((current, emitted, splits))
+    } else {
+        None
+    };
     let position = r.bytes()?.to_vec();
     r.finish()?;
     Ok((generator, position))
@@ -271,10 +280,12 @@ pub async fn run_graph(
                         NodeKind::Source { watermark: Some(w), .. } => Some(WatermarkGenerator::new(w.clone())),
                         _ => None,
                     };
-                    if let (Some(g), Some(Some((current, emitted)))) =
-                        (watermarks.as_mut(), generators.get(subtask).copied())
+                    let mut restored_splits = HashMap::new();
+                    if let (Some(g), Some(Some((current, emitted, splits)))) =
+                        (watermarks.as_mut(), generators.get(subtask).cloned())
                     {
                         g.restore(current, emitted);
+                        restored_splits = splits.into_iter().collect();
                     }
                     let mut ctx = SourceContext {
                         head: chain_head,
@@ -290,6 +301,7 @@ pub async fn run_graph(
                         }),
                         stop_after: stop_after.filter(|_| subtask == 0).map(|n| (n, shutdown.clone())),
                         batches: 0,
+                        restored_splits,
                     };
                     let spec = spec.clone();
                     let resumed = restore.is_some();

@@ -5,6 +5,11 @@
 //! before it, so each row meets downstream exactly the watermark it would meet if one were emitted per
 //! row (Flink's `'scan.watermark.emit.strategy' = 'on-event'`). Lateness therefore does not depend on
 //! how input is cut into batches.
+//!
+//! Sources that read several splits (Kafka partitions) in one subtask can generate watermarks per
+//! split, as Flink does per partition: each split keeps its own maximum, the subtask's watermark is
+//! the minimum over its splits ([`WatermarkGenerator::process_splits`]). A split without data for
+//! the table's idle timeout no longer holds it back.
 
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::compute::cast;
@@ -28,6 +33,8 @@ pub struct WatermarkGenerator {
     emitted: i64,
     last_data: Instant,
     idle: bool,
+    /// Per split: its maximum and when it last had data (split-aware sources only).
+    splits: std::collections::BTreeMap<u32, (i64, Instant)>,
 }
 
 fn millis(a: &dyn Array, what: &str) -> Result<Vec<Option<i64>>, SluiceError> {
@@ -38,7 +45,14 @@ fn millis(a: &dyn Array, what: &str) -> Result<Vec<Option<i64>>, SluiceError> {
 
 impl WatermarkGenerator {
     pub fn new(spec: SourceWatermark) -> Self {
-        WatermarkGenerator { spec, current: i64::MIN, emitted: i64::MIN, last_data: Instant::now(), idle: false }
+        WatermarkGenerator {
+            spec,
+            current: i64::MIN,
+            emitted: i64::MIN,
+            last_data: Instant::now(),
+            idle: false,
+            splits: Default::default(),
+        }
     }
 
     /// Splits `batch` into rows and watermarks (see the module docs), dropping the columns only the
@@ -75,6 +89,88 @@ impl WatermarkGenerator {
             }
             if let Some(w) = wm[i] {
                 self.current = self.current.max(w);
+            }
+        }
+        if start == 0 {
+            out.push(Piece::Rows(keep(batch)?));
+        } else if start < n {
+            out.push(Piece::Rows(keep(slice(&batch, start, n - start))?));
+        }
+        if self.current > self.emitted {
+            out.push(Piece::Watermark(Watermark(self.current)));
+            self.emitted = self.current;
+        }
+        Ok(out)
+    }
+
+    /// A split this subtask now reads: until it has data it holds the watermark back (at its
+    /// restored maximum, if it had one).
+    pub fn add_split(&mut self, split: u32, restored: Option<i64>) {
+        self.splits.entry(split).or_insert((restored.unwrap_or(i64::MIN), Instant::now()));
+    }
+
+    pub fn remove_split(&mut self, split: u32) {
+        self.splits.remove(&split);
+    }
+
+    /// Per-split maxima, for checkpoints.
+    pub fn split_state(&self) -> Vec<(u32, i64)> {
+        self.splits.iter().map(|(&k, &(v, _))| (k, v)).collect()
+    }
+
+    /// The minimum over the splits that are not idle (all of them when every one is).
+    fn split_minimum(&self) -> i64 {
+        let now = Instant::now();
+        let active = |t: &Instant| self.spec.idle_timeout.is_none_or(|d| now.duration_since(*t) < d);
+        let min_active = self.splits.values().filter(|(_, t)| active(t)).map(|(v, _)| *v).min();
+        min_active.or_else(|| self.splits.values().map(|(v, _)| *v).max()).unwrap_or(i64::MIN)
+    }
+
+    /// As [`WatermarkGenerator::process`], with row `i` read from split `split_of[i]`: the
+    /// watermark is the minimum of the splits' maxima (registered with [`Self::add_split`]).
+    pub fn process_splits(&mut self, batch: StreamBatch, split_of: &[u32]) -> Result<Vec<Piece>, SluiceError> {
+        self.last_data = Instant::now();
+        self.idle = false;
+        let n = batch.num_rows();
+        debug_assert_eq!(n, split_of.len());
+        let eval = |e: &std::sync::Arc<dyn datafusion::physical_expr::PhysicalExpr>, what: &str| {
+            e.evaluate(&batch.data)
+                .and_then(|v| v.into_array(n))
+                .map_err(|err| SluiceError::internal(format!("evaluating the {what}: {err}")))
+        };
+        let rowtime = millis(eval(&self.spec.rowtime, "rowtime")?.as_ref(), "rowtime")?;
+        let wm = millis(eval(&self.spec.watermark, "watermark expression")?.as_ref(), "watermark")?;
+        let keep = |b: StreamBatch| -> Result<StreamBatch, SluiceError> {
+            match &self.spec.keep {
+                None => Ok(b),
+                Some(cols) => Ok(StreamBatch { data: b.data.project(cols)?, kinds: b.kinds }),
+            }
+        };
+        let now = Instant::now();
+        for s in split_of {
+            self.splits.entry(*s).or_insert((i64::MIN, now)).1 = now;
+        }
+        // The watermark never goes back, also when a split joins behind it.
+        self.current = self.current.max(self.split_minimum());
+        let mut out = Vec::new();
+        let mut start = 0;
+        for i in 0..n {
+            if let Some(t) = rowtime[i] {
+                if t <= self.current && self.current > self.emitted {
+                    if i > start {
+                        out.push(Piece::Rows(keep(slice(&batch, start, i - start))?));
+                    }
+                    out.push(Piece::Watermark(Watermark(self.current)));
+                    self.emitted = self.current;
+                    start = i;
+                }
+            }
+            if let Some(w) = wm[i] {
+                let split = self.splits.get_mut(&split_of[i]).expect("registered above");
+                if w > split.0 {
+                    split.0 = w;
+                    self.current = self.current.max(self.split_minimum());
+                }
             }
         }
         if start == 0 {

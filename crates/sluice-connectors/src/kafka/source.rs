@@ -158,6 +158,8 @@ pub struct KafkaSource {
     stop_at: HashMap<(String, i32), i64>,
     /// Stop offsets of the run a checkpoint was taken in: they win over newly resolved ones.
     restored_stops: Positions,
+    /// Partitions registered as watermark splits.
+    registered: HashSet<(String, i32)>,
     /// Partitions this subtask reads when sluice assigns them.
     mine: HashSet<(String, i32)>,
     topic_names: Vec<String>,
@@ -242,6 +244,7 @@ impl KafkaSource {
                 shared: Arc::new(Mutex::new(Shared { positions: positions.clone(), ..Default::default() })),
                 stop_at: HashMap::new(),
                 restored_stops: restored_stops.clone(),
+                registered: HashSet::new(),
                 mine: HashSet::new(),
                 topic_names: Vec::new(),
                 value_decoder,
@@ -312,7 +315,20 @@ impl KafkaSource {
             match wanted {
                 Some(list) => {
                     for t in list {
-                        let m = c.fetch_metadata(Some(&t), REQUEST_TIMEOUT)?;
+                        // A topic whose leaders are being elected reports an error for a moment.
+                        let mut tries = 0;
+                        let m = loop {
+                            let m = c.fetch_metadata(Some(&t), REQUEST_TIMEOUT)?;
+                            let settled = m.topics().iter().all(|t| {
+                                t.error().is_none()
+                                    && t.partitions().iter().all(|p| p.error().is_none() && p.leader() >= 0)
+                            });
+                            tries += 1;
+                            if settled || tries >= 50 {
+                                break m;
+                            }
+                            std::thread::sleep(Duration::from_millis(100));
+                        };
                         for topic in m.topics() {
                             out.push((
                                 topic.name().to_string(),
@@ -479,6 +495,25 @@ impl KafkaSource {
         self.assign_new(consumer, new).await
     }
 
+    /// Keeps the watermark's splits equal to the partitions this subtask reads and has not
+    /// finished (a finished bounded partition no longer holds the watermark back).
+    fn sync_splits(&mut self, ctx: &mut SourceContext, group: bool) {
+        let reading: HashSet<(String, i32)> = {
+            let shared = self.shared.lock().expect("not poisoned");
+            let all = if group { shared.assigned.clone() } else { self.mine.clone() };
+            all.into_iter()
+                .filter(|k| self.stop_at.get(k).is_none_or(|&s| shared.positions.get(k).is_none_or(|&p| p < s)))
+                .collect()
+        };
+        for k in reading.difference(&self.registered) {
+            ctx.add_split(split_id(&k.0, k.1));
+        }
+        for k in self.registered.difference(&reading) {
+            ctx.remove_split(split_id(&k.0, k.1));
+        }
+        self.registered = reading;
+    }
+
     /// Bounded reads: every partition reached its stop offset.
     fn all_done(&self) -> bool {
         let shared = self.shared.lock().expect("not poisoned");
@@ -559,6 +594,12 @@ fn resolve(
 
 /// Next offsets, the stop offsets of a bounded read (so a restored run ends where the first one
 /// would have), and upsert-kafka's last row per key.
+/// A partition's watermark split: stable across runs (it is checkpointed), from topic and number.
+fn split_id(topic: &str, partition: i32) -> u32 {
+    let h = topic.bytes().fold(0x811c_9dc5u32, |h, b| (h ^ b as u32).wrapping_mul(0x0100_0193));
+    h.wrapping_add((partition as u32).wrapping_mul(0x9e37_79b1))
+}
+
 fn encode_position(
     positions: &Positions,
     stops: &HashMap<(String, i32), i64>,
@@ -698,7 +739,7 @@ impl KafkaSource {
         ctx: &mut SourceContext,
         recs: &[Rec],
         buf: &[u8],
-    ) -> Result<Option<StreamBatch>, SluiceError> {
+    ) -> Result<Option<(StreamBatch, Vec<u32>)>, SluiceError> {
         let slice = |r: (usize, usize)| &buf[r.0..r.1];
         // Values (tombstones have none).
         let value_recs: Vec<usize> = (0..recs.len()).filter(|&i| recs[i].value.is_some()).collect();
@@ -779,6 +820,9 @@ impl KafkaSource {
         let columns =
             self.columns(&schema, recs, &rows_rec, &value_take, &decoded.batch, key_batch.as_ref(), &key_row, buf)?;
         let full = RecordBatch::try_new(schema.clone(), columns)?;
+        let names = &self.topic_names;
+        let split = |r: &Rec| split_id(&names[r.topic as usize], r.partition);
+        let mut splits: Vec<u32> = rows_rec.iter().map(|&r| split(&recs[r])).collect();
         let mut batch = match self.upsert.as_mut() {
             None if decoded.kinds.is_none() => StreamBatch::append_only(full),
             None => StreamBatch::with_kinds(full, kinds),
@@ -786,6 +830,7 @@ impl KafkaSource {
                 // Normalize to a changelog: -U/+U against the key's last row, -D on a tombstone.
                 let rows = u.converter.convert_columns(full.columns())?;
                 let mut out: Vec<(RowKind, OwnedRow)> = Vec::new();
+                splits.clear();
                 let mut next_row = 0;
                 for (i, rec) in recs.iter().enumerate() {
                     if bad_rec[i] {
@@ -803,13 +848,18 @@ impl KafkaSource {
                                 Some(prev) => {
                                     out.push((RowKind::UpdateBefore, prev));
                                     out.push((RowKind::UpdateAfter, row));
+                                    splits.extend([split(rec), split(rec)]);
                                 }
-                                None => out.push((RowKind::Insert, row)),
+                                None => {
+                                    out.push((RowKind::Insert, row));
+                                    splits.push(split(rec));
+                                }
                             }
                         }
                         None => {
                             if let Some(prev) = u.rows.remove(&key) {
                                 out.push((RowKind::Delete, prev));
+                                splits.push(split(rec));
                             }
                         }
                     }
@@ -822,7 +872,7 @@ impl KafkaSource {
         if let Some(p) = &self.projection {
             batch = StreamBatch { data: batch.data.project(p)?, kinds: batch.kinds };
         }
-        Ok((batch.num_rows() > 0).then_some(batch))
+        Ok((batch.num_rows() > 0).then_some((batch, splits)))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1009,9 +1059,10 @@ impl Source for KafkaSource {
                     *cur = (*cur).max(s);
                 }
             }
+            self.sync_splits(ctx, group);
             if !recs.is_empty() {
-                if let Some(batch) = self.decode(ctx, &recs, &buf).await? {
-                    ctx.emit(batch).await?;
+                if let Some((batch, splits)) = self.decode(ctx, &recs, &buf).await? {
+                    ctx.emit_splits(batch, &splits).await?;
                 }
                 let mut shared = self.shared.lock().expect("not poisoned");
                 for r in &recs {
