@@ -204,10 +204,16 @@ impl Builder<'_> {
             let (agg, filter, _order) = create_aggregate_expr_and_maybe_filter(e, in_schema, &physical_in, &self.props)
                 .map_err(|err| self.err(format!("cannot plan aggregate {}: {err}", display_expr(e))))?;
             if input_updating {
-                let acc = agg.create_accumulator().map_err(|e| self.err(e.to_string()))?;
+                // As the runtime chooses (sluice_runtime::state::new_accumulator): SUM slides.
+                let acc = if !agg.is_distinct() && agg.fun().name() == "sum" {
+                    agg.create_sliding_accumulator()
+                } else {
+                    agg.create_accumulator()
+                }
+                .map_err(|e| self.err(e.to_string()))?;
                 if !acc.supports_retract_batch() {
                     return Err(self.err(format!(
-                        "aggregate {} cannot take back rows, so it cannot consume the updating result of another aggregation yet",
+                        "aggregate {} cannot take back rows, so it cannot consume an updating input (another aggregation's result, a changelog source) yet",
                         display_expr(e)
                     )));
                 }

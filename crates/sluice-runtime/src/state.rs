@@ -112,12 +112,25 @@ pub fn conform(columns: Vec<ArrayRef>, schema: &SchemaRef) -> Result<Vec<ArrayRe
 
 pub type FastMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
 
+/// A fresh accumulator for `agg`. With `updating` input, SUM uses DataFusion's sliding
+/// accumulator, which can take rows back (its state, sum and count, is complete, so it checkpoints
+/// like the plain one); other functions retract with their plain accumulator or are refused when
+/// planning.
+pub fn new_accumulator(agg: &AggregateFunctionExpr, updating: bool) -> datafusion::error::Result<Box<dyn Accumulator>> {
+    if updating && !agg.is_distinct() && agg.fun().name() == "sum" {
+        agg.create_sliding_accumulator()
+    } else {
+        agg.create_accumulator()
+    }
+}
+
 /// The state of `acc` for a checkpoint. DataFusion's `Accumulator::state` may consume the state, so
 /// unless the function is known to only read it, `acc` is replaced by a fresh accumulator that
 /// merged it back: it goes on exactly as before.
 pub fn take_accumulator_state(
     acc: &mut Box<dyn Accumulator>,
     agg: &AggregateFunctionExpr,
+    updating: bool,
 ) -> Result<Vec<ScalarValue>, SluiceError> {
     let state = acc.state().map_err(|e| internal("accumulator state", e))?;
     // These read their state without consuming it (checked in DataFusion 55); COUNT(DISTINCT) and
@@ -128,7 +141,7 @@ pub fn take_accumulator_state(
         return Ok(state);
     }
     let arrays = state.iter().map(|s| s.to_array()).collect::<Result<Vec<_>, _>>().map_err(|e| internal("state", e))?;
-    let mut fresh = agg.create_accumulator().map_err(|e| internal("accumulator", e))?;
+    let mut fresh = new_accumulator(agg, updating).map_err(|e| internal("accumulator", e))?;
     fresh.merge_batch(&arrays).map_err(|e| internal("restoring an accumulator", e))?;
     *acc = fresh;
     Ok(state)
@@ -139,8 +152,9 @@ pub fn restore_accumulator(
     agg: &AggregateFunctionExpr,
     state: &[ArrayRef],
     row: usize,
+    updating: bool,
 ) -> Result<Box<dyn Accumulator>, SluiceError> {
-    let mut acc = agg.create_accumulator().map_err(|e| internal("accumulator", e))?;
+    let mut acc = new_accumulator(agg, updating).map_err(|e| internal("accumulator", e))?;
     if !state.is_empty() {
         let slice: Vec<ArrayRef> = state.iter().map(|a| a.slice(row, 1)).collect();
         acc.merge_batch(&slice).map_err(|e| internal("restoring an accumulator", e))?;
@@ -152,17 +166,23 @@ pub fn restore_accumulator(
 pub struct AccumulatorColumns<'a> {
     aggregates: &'a [Arc<AggregateFunctionExpr>],
     columns: Vec<ScalarColumns>,
+    /// The accumulators consume updating input ([`new_accumulator`]).
+    updating: bool,
 }
 
 impl<'a> AccumulatorColumns<'a> {
-    pub fn new(aggregates: &'a [Arc<AggregateFunctionExpr>]) -> Self {
-        AccumulatorColumns { aggregates, columns: aggregates.iter().map(|_| ScalarColumns::default()).collect() }
+    pub fn new(aggregates: &'a [Arc<AggregateFunctionExpr>], updating: bool) -> Self {
+        AccumulatorColumns {
+            aggregates,
+            columns: aggregates.iter().map(|_| ScalarColumns::default()).collect(),
+            updating,
+        }
     }
 
     /// Adds one key's accumulators (see [`take_accumulator_state`]).
     pub fn push(&mut self, accs: &mut [Box<dyn Accumulator>]) -> Result<(), SluiceError> {
         for ((acc, agg), cols) in accs.iter_mut().zip(self.aggregates).zip(&mut self.columns) {
-            cols.push_row(take_accumulator_state(acc, agg)?)?;
+            cols.push_row(take_accumulator_state(acc, agg, self.updating)?)?;
         }
         Ok(())
     }
@@ -181,8 +201,9 @@ impl<'a> AccumulatorColumns<'a> {
         aggregates: &[Arc<AggregateFunctionExpr>],
         states: &[Vec<ArrayRef>],
         row: usize,
+        updating: bool,
     ) -> Result<Vec<Box<dyn Accumulator>>, SluiceError> {
-        aggregates.iter().zip(states).map(|(agg, s)| restore_accumulator(agg, s, row)).collect()
+        aggregates.iter().zip(states).map(|(agg, s)| restore_accumulator(agg, s, row, updating)).collect()
     }
 }
 

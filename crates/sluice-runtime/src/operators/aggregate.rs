@@ -83,7 +83,7 @@ impl Operator for GroupAggregate {
     /// aggregate, the accumulator states of every group as columns, and the emitted results.
     fn snapshot(&mut self) -> Result<Option<Vec<u8>>, SluiceError> {
         let mut w = StateWriter::new();
-        let mut states = AccumulatorColumns::new(&self.spec.aggregates);
+        let mut states = AccumulatorColumns::new(&self.spec.aggregates, self.spec.input_updating);
         let mut emitted = ScalarColumns::default();
         w.len(self.groups.len());
         for (key, g) in self.groups.iter_mut() {
@@ -125,7 +125,8 @@ impl Operator for GroupAggregate {
                 .map(|c| ScalarValue::try_from_array(c, i))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(df)?;
-            let accumulators = AccumulatorColumns::restore(&self.spec.aggregates, &states, i)?;
+            let accumulators =
+                AccumulatorColumns::restore(&self.spec.aggregates, &states, i, self.spec.input_updating)?;
             let emitted = if has_emitted {
                 let v = emitted
                     .iter()
@@ -219,7 +220,7 @@ impl Operator for GroupAggregate {
                     .spec
                     .aggregates
                     .iter()
-                    .map(|a| a.create_accumulator())
+                    .map(|a| crate::state::new_accumulator(a, self.spec.input_updating))
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(df)?;
                 self.groups.entry(&key, || Group { key: key_values, accumulators, rows: 0, emitted: None });

@@ -163,7 +163,7 @@ impl Operator for OverAggregate {
     fn snapshot(&mut self) -> Result<Option<Vec<u8>>, SluiceError> {
         let mut w = StateWriter::new();
         w.i64(self.watermark);
-        let mut states = AccumulatorColumns::new(&self.spec.aggregates);
+        let mut states = AccumulatorColumns::new(&self.spec.aggregates, false);
         w.len(self.state.len());
         for (key, accs) in self.state.iter_mut() {
             w.bytes(key);
@@ -183,7 +183,7 @@ impl Operator for OverAggregate {
         let (_, pending) = r.batches()?;
         r.finish()?;
         for (i, key) in keys.into_iter().enumerate() {
-            let accs = AccumulatorColumns::restore(&self.spec.aggregates, &states, i)?;
+            let accs = AccumulatorColumns::restore(&self.spec.aggregates, &states, i, false)?;
             self.state.insert(key, accs);
         }
         for b in pending {

@@ -114,7 +114,7 @@ impl Operator for SessionWindow {
     fn snapshot(&mut self) -> Result<Option<Vec<u8>>, SluiceError> {
         let mut w = StateWriter::new();
         w.i64(self.watermark);
-        let mut states = AccumulatorColumns::new(&self.spec.aggregates);
+        let mut states = AccumulatorColumns::new(&self.spec.aggregates, false);
         w.len(self.sessions.values().map(Vec::len).sum());
         for (key, list) in self.sessions.iter_mut() {
             for s in list.iter_mut() {
@@ -139,7 +139,7 @@ impl Operator for SessionWindow {
         let states = AccumulatorColumns::read(&mut r, self.spec.aggregates.len())?;
         r.finish()?;
         for (i, (key, start, end)) in bounds.into_iter().enumerate() {
-            let accs = AccumulatorColumns::restore(&self.spec.aggregates, &states, i)?;
+            let accs = AccumulatorColumns::restore(&self.spec.aggregates, &states, i, false)?;
             self.timers.insert((end, key.into()));
             self.sessions.entry(key.into()).or_default().push(Session { start, end, accs, pending: Vec::new() });
         }
