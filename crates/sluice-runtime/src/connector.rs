@@ -121,6 +121,10 @@ pub struct SourceContext {
 impl SourceContext {
     /// Sends a batch down the chain. Returns `Err` if the pipeline failed downstream; the source should stop.
     pub async fn emit(&mut self, batch: StreamBatch) -> Result<(), SluiceError> {
+        self.emit_from(batch, None).await
+    }
+
+    async fn emit_from(&mut self, batch: StreamBatch, split_of: Option<&[u32]>) -> Result<(), SluiceError> {
         self.metrics.add_read(batch.num_rows());
         self.batches += 1;
         if let Some((n, shutdown)) = &self.stop_after {
@@ -131,7 +135,11 @@ impl SourceContext {
         let Some(gen) = &mut self.watermarks else {
             return self.head.push(batch).await;
         };
-        for piece in gen.process(batch)? {
+        let pieces = match split_of {
+            None => gen.process(batch)?,
+            Some(splits) => gen.process_splits(batch, splits)?,
+        };
+        for piece in pieces {
             match piece {
                 Piece::Rows(b) => self.head.push(b).await?,
                 Piece::Watermark(w) => self.head.watermark(w).await?,
@@ -144,23 +152,7 @@ impl SourceContext {
     /// row `i` came from split `split_of[i]`, and watermarks are generated per split (the
     /// minimum over the splits the source registered with [`SourceContext::add_split`]).
     pub async fn emit_splits(&mut self, batch: StreamBatch, split_of: &[u32]) -> Result<(), SluiceError> {
-        let Some(gen) = &mut self.watermarks else {
-            return self.emit(batch).await;
-        };
-        self.metrics.add_read(batch.num_rows());
-        self.batches += 1;
-        if let Some((n, shutdown)) = &self.stop_after {
-            if self.batches >= *n {
-                shutdown.trigger();
-            }
-        }
-        for piece in gen.process_splits(batch, split_of)? {
-            match piece {
-                Piece::Rows(b) => self.head.push(b).await?,
-                Piece::Watermark(w) => self.head.watermark(w).await?,
-            }
-        }
-        Ok(())
+        self.emit_from(batch, Some(split_of)).await
     }
 
     /// A split (Kafka partition) this subtask reads from now on: it holds the watermark back

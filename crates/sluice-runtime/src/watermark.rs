@@ -58,6 +58,23 @@ impl WatermarkGenerator {
     /// Splits `batch` into rows and watermarks (see the module docs), dropping the columns only the
     /// watermark needed.
     pub fn process(&mut self, batch: StreamBatch) -> Result<Vec<Piece>, SluiceError> {
+        self.generate(batch, None)
+    }
+
+    /// As [`WatermarkGenerator::process`], with row `i` read from split `split_of[i]`: the
+    /// watermark is the minimum of the splits' maxima (registered with [`Self::add_split`]).
+    pub fn process_splits(&mut self, batch: StreamBatch, split_of: &[u32]) -> Result<Vec<Piece>, SluiceError> {
+        debug_assert_eq!(batch.num_rows(), split_of.len());
+        let now = Instant::now();
+        for s in split_of {
+            self.splits.entry(*s).or_insert((i64::MIN, now)).1 = now;
+        }
+        // The watermark never goes back, also when a split joins behind it.
+        self.current = self.current.max(self.split_minimum());
+        self.generate(batch, Some(split_of))
+    }
+
+    fn generate(&mut self, batch: StreamBatch, split_of: Option<&[u32]>) -> Result<Vec<Piece>, SluiceError> {
         self.last_data = Instant::now();
         self.idle = false;
         let n = batch.num_rows();
@@ -88,7 +105,16 @@ impl WatermarkGenerator {
                 }
             }
             if let Some(w) = wm[i] {
-                self.current = self.current.max(w);
+                match split_of {
+                    None => self.current = self.current.max(w),
+                    Some(splits) => {
+                        let split = self.splits.get_mut(&splits[i]).expect("registered by process_splits");
+                        if w > split.0 {
+                            split.0 = w;
+                            self.current = self.current.max(self.split_minimum());
+                        }
+                    }
+                }
             }
         }
         if start == 0 {
@@ -124,65 +150,6 @@ impl WatermarkGenerator {
         let active = |t: &Instant| self.spec.idle_timeout.is_none_or(|d| now.duration_since(*t) < d);
         let min_active = self.splits.values().filter(|(_, t)| active(t)).map(|(v, _)| *v).min();
         min_active.or_else(|| self.splits.values().map(|(v, _)| *v).max()).unwrap_or(i64::MIN)
-    }
-
-    /// As [`WatermarkGenerator::process`], with row `i` read from split `split_of[i]`: the
-    /// watermark is the minimum of the splits' maxima (registered with [`Self::add_split`]).
-    pub fn process_splits(&mut self, batch: StreamBatch, split_of: &[u32]) -> Result<Vec<Piece>, SluiceError> {
-        self.last_data = Instant::now();
-        self.idle = false;
-        let n = batch.num_rows();
-        debug_assert_eq!(n, split_of.len());
-        let eval = |e: &std::sync::Arc<dyn datafusion::physical_expr::PhysicalExpr>, what: &str| {
-            e.evaluate(&batch.data)
-                .and_then(|v| v.into_array(n))
-                .map_err(|err| SluiceError::internal(format!("evaluating the {what}: {err}")))
-        };
-        let rowtime = millis(eval(&self.spec.rowtime, "rowtime")?.as_ref(), "rowtime")?;
-        let wm = millis(eval(&self.spec.watermark, "watermark expression")?.as_ref(), "watermark")?;
-        let keep = |b: StreamBatch| -> Result<StreamBatch, SluiceError> {
-            match &self.spec.keep {
-                None => Ok(b),
-                Some(cols) => Ok(StreamBatch { data: b.data.project(cols)?, kinds: b.kinds }),
-            }
-        };
-        let now = Instant::now();
-        for s in split_of {
-            self.splits.entry(*s).or_insert((i64::MIN, now)).1 = now;
-        }
-        // The watermark never goes back, also when a split joins behind it.
-        self.current = self.current.max(self.split_minimum());
-        let mut out = Vec::new();
-        let mut start = 0;
-        for i in 0..n {
-            if let Some(t) = rowtime[i] {
-                if t <= self.current && self.current > self.emitted {
-                    if i > start {
-                        out.push(Piece::Rows(keep(slice(&batch, start, i - start))?));
-                    }
-                    out.push(Piece::Watermark(Watermark(self.current)));
-                    self.emitted = self.current;
-                    start = i;
-                }
-            }
-            if let Some(w) = wm[i] {
-                let split = self.splits.get_mut(&split_of[i]).expect("registered above");
-                if w > split.0 {
-                    split.0 = w;
-                    self.current = self.current.max(self.split_minimum());
-                }
-            }
-        }
-        if start == 0 {
-            out.push(Piece::Rows(keep(batch)?));
-        } else if start < n {
-            out.push(Piece::Rows(keep(slice(&batch, start, n - start))?));
-        }
-        if self.current > self.emitted {
-            out.push(Piece::Watermark(Watermark(self.current)));
-            self.emitted = self.current;
-        }
-        Ok(out)
     }
 
     /// `(current, emitted)`: what a checkpoint keeps of the generator.

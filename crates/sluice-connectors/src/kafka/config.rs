@@ -334,14 +334,15 @@ fn layout(
         }
         let is_key = key_columns.contains(&i);
         if is_key && except_key {
-            let name = f.name().strip_prefix(prefix.as_str()).ok_or_else(|| {
-                ConnectorError::at_option(
+            if !f.name().starts_with(prefix.as_str()) {
+                return Err(ConnectorError::at_option(
                     "key.fields-prefix",
                     format!("key field '{}' does not start with the prefix '{prefix}'", f.name()),
-                )
-            })?;
-            let _ = name;
-            columns.push(Column::Key(0));
+                ));
+            }
+            // Its place in the key (key order, not table order).
+            let pos = key_columns.iter().position(|&k| k == i).expect("a key column");
+            columns.push(Column::Key(pos));
         } else {
             columns.push(Column::Value(value_fields.len()));
             value_fields.push(f.as_ref().clone());
@@ -363,15 +364,6 @@ fn layout(
             })
             .collect::<Vec<_>>(),
     ));
-    // Key columns point at their place in the key (key order, not table order).
-    if except_key {
-        for (c, col) in columns.iter_mut().enumerate() {
-            if let Column::Key(_) = col {
-                let pos = key_columns.iter().position(|&k| k == c).expect("a key column");
-                *col = Column::Key(pos);
-            }
-        }
-    }
     let key = match key_format {
         Some(fmt) if !key_columns.is_empty() => {
             Some((formats::parse(bag, Role::Key, &fmt, topic, &key_schema)?, key_schema.clone()))
@@ -470,13 +462,11 @@ impl KafkaSourceConfig {
             (startup, bounded)
         };
         let group_offsets = matches!(startup, OffsetSpec::Group) || matches!(bounded, Some(OffsetSpec::Group));
-        {
-            if group_offsets && client.group_id.is_none() {
-                return Err(ConnectorError::at_option(
-                    "scan.startup.mode",
-                    "'group-offsets' (the default startup mode) needs 'properties.group.id'; or set 'scan.startup.mode' = 'earliest-offset'",
-                ));
-            }
+        if group_offsets && client.group_id.is_none() {
+            return Err(ConnectorError::at_option(
+                "scan.startup.mode",
+                "'group-offsets' (the default startup mode) needs 'properties.group.id'; or set 'scan.startup.mode' = 'earliest-offset'",
+            ));
         }
         let discovery = match bag.string("scan.topic-partition-discovery.interval") {
             None => Some(Duration::from_secs(300)),

@@ -41,6 +41,11 @@ pub struct KafkaSink {
     key_encoder: Option<Box<dyn RecordEncoder>>,
     /// For each column of the batches the sink gets: its role.
     written: Vec<Column>,
+    /// For each column of the batches: its index in the table's connector schema.
+    table_index: Vec<usize>,
+    /// The batch columns of the `timestamp` and `headers` metadata, if written.
+    timestamp_col: Option<usize>,
+    headers_col: Option<usize>,
     /// One producer, or [`SLOTS`] transactional ones (exactly-once).
     producers: Vec<FutureProducer>,
     /// Exactly-once: the producer the next records go to, whether its transaction is open, and the
@@ -74,20 +79,27 @@ impl KafkaSink {
             Some((f, s)) => Some(f.encoder(s)?),
             None => None,
         };
-        let written = config
+        // Virtual metadata columns are not in the batches a sink gets.
+        let (table_index, written): (Vec<usize>, Vec<Column>) = config
             .spec
             .connector_schema
             .fields()
             .iter()
             .zip(&config.layout.columns)
-            .filter(|(f, _)| !config.spec.metadata_for(f.name()).is_some_and(|m| m.is_virtual))
-            .map(|(_, c)| c.clone())
-            .collect();
+            .enumerate()
+            .filter(|(_, (f, _))| !config.spec.metadata_for(f.name()).is_some_and(|m| m.is_virtual))
+            .map(|(i, (_, c))| (i, c.clone()))
+            .unzip();
+        let position = |key: &str| written.iter().position(|c| *c == Column::Metadata(key.into()));
+        let (timestamp_col, headers_col) = (position("timestamp"), position("headers"));
         Ok(KafkaSink {
             subtask: init.subtask,
             value_encoder,
             key_encoder,
             written,
+            table_index,
+            timestamp_col,
+            headers_col,
             producers: Vec::new(),
             current: 0,
             open: false,
@@ -196,19 +208,9 @@ impl KafkaSink {
         let mut value_cols: Vec<ArrayRef> = Vec::new();
         let mut key_cols: Vec<Option<ArrayRef>> = vec![None; layout.key_columns.len()];
         // Key fields come from their table columns, wherever the value takes them too.
-        let table_index: Vec<usize> = self
-            .config
-            .spec
-            .connector_schema
-            .fields()
-            .iter()
-            .enumerate()
-            .filter(|(_, f)| !self.config.spec.metadata_for(f.name()).is_some_and(|m| m.is_virtual))
-            .map(|(i, _)| i)
-            .collect();
         for (c, role) in self.written.iter().enumerate() {
             let col = batch.column(c).clone();
-            if let Some(k) = layout.key_columns.iter().position(|&t| t == table_index[c]) {
+            if let Some(k) = layout.key_columns.iter().position(|&t| t == self.table_index[c]) {
                 key_cols[k] = Some(col.clone());
             }
             if let Column::Value(_) = role {
@@ -321,8 +323,7 @@ impl Sink for KafkaSink {
         if let (Some(enc), Some(kb)) = (self.key_encoder.as_mut(), key_batch.as_ref()) {
             enc.encode(kb, &mut self.keys).await?;
         }
-        let ts_col = self.written.iter().position(|c| *c == Column::Metadata("timestamp".into()));
-        let headers_col = self.written.iter().position(|c| *c == Column::Metadata("headers".into()));
+        let (ts_col, headers_col) = (self.timestamp_col, self.headers_col);
         let producer = self.producers[self.current].clone();
         let topic = self.config.topic.clone();
         let values = std::mem::take(&mut self.values);

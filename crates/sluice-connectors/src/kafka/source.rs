@@ -163,6 +163,8 @@ pub struct KafkaSource {
     /// Partitions this subtask reads when sluice assigns them.
     mine: HashSet<(String, i32)>,
     topic_names: Vec<String>,
+    /// [`topic_hash`] of each of `topic_names`.
+    topic_hashes: Vec<u32>,
     value_decoder: Box<dyn RecordDecoder>,
     key_decoder: Option<Box<dyn RecordDecoder>>,
     want_headers: bool,
@@ -247,6 +249,7 @@ impl KafkaSource {
                 registered: HashSet::new(),
                 mine: HashSet::new(),
                 topic_names: Vec::new(),
+                topic_hashes: Vec::new(),
                 value_decoder,
                 key_decoder,
                 want_headers,
@@ -395,6 +398,7 @@ impl KafkaSource {
             Some(i) => i as u32,
             None => {
                 self.topic_names.push(topic.to_string());
+                self.topic_hashes.push(topic_hash(topic));
                 (self.topic_names.len() - 1) as u32
             }
         }
@@ -594,10 +598,30 @@ fn resolve(
 
 /// Next offsets, the stop offsets of a bounded read (so a restored run ends where the first one
 /// would have), and upsert-kafka's last row per key.
+/// The partitions of a run of records (topic index, partition) with the highest offset read from
+/// each; a run holds few partitions, so a list is enough.
+fn partitions_of(recs: &[Rec]) -> Vec<(u32, i32, i64)> {
+    let mut out: Vec<(u32, i32, i64)> = Vec::new();
+    for r in recs {
+        match out.iter_mut().find(|(t, p, _)| *t == r.topic && *p == r.partition) {
+            Some(e) => e.2 = e.2.max(r.offset),
+            None => out.push((r.topic, r.partition, r.offset)),
+        }
+    }
+    out
+}
+
 /// A partition's watermark split: stable across runs (it is checkpointed), from topic and number.
 fn split_id(topic: &str, partition: i32) -> u32 {
-    let h = topic.bytes().fold(0x811c_9dc5u32, |h, b| (h ^ b as u32).wrapping_mul(0x0100_0193));
-    h.wrapping_add((partition as u32).wrapping_mul(0x9e37_79b1))
+    split_of(topic_hash(topic), partition)
+}
+
+fn topic_hash(topic: &str) -> u32 {
+    topic.bytes().fold(0x811c_9dc5u32, |h, b| (h ^ b as u32).wrapping_mul(0x0100_0193))
+}
+
+fn split_of(topic_hash: u32, partition: i32) -> u32 {
+    topic_hash.wrapping_add((partition as u32).wrapping_mul(0x9e37_79b1))
 }
 
 fn encode_position(
@@ -820,8 +844,8 @@ impl KafkaSource {
         let columns =
             self.columns(&schema, recs, &rows_rec, &value_take, &decoded.batch, key_batch.as_ref(), &key_row, buf)?;
         let full = RecordBatch::try_new(schema.clone(), columns)?;
-        let names = &self.topic_names;
-        let split = |r: &Rec| split_id(&names[r.topic as usize], r.partition);
+        let hashes = &self.topic_hashes;
+        let split = |r: &Rec| split_of(hashes[r.topic as usize], r.partition);
         let mut splits: Vec<u32> = rows_rec.iter().map(|&r| split(&recs[r])).collect();
         let mut batch = match self.upsert.as_mut() {
             None if decoded.kinds.is_none() => StreamBatch::append_only(full),
@@ -1026,11 +1050,20 @@ impl Source for KafkaSource {
                     Some(Err(e)) => return Err(self.consume_error(e)),
                 }
             }
+            // Per-partition decisions are taken once per partition of the run, not per record.
+            let parts = partitions_of(&recs);
+            let key_of = |t: u32, p: i32| (self.topic_names[t as usize].clone(), p);
             if group {
                 // Records fetched before a revoke belong to the partition's next owner.
                 let mut shared = self.shared.lock().expect("not poisoned");
-                let names = &self.topic_names;
-                recs.retain(|r| shared.assigned.contains(&(names[r.topic as usize].clone(), r.partition)));
+                let revoked_now: Vec<(u32, i32)> = parts
+                    .iter()
+                    .filter(|&&(t, p, _)| !shared.assigned.contains(&key_of(t, p)))
+                    .map(|&(t, p, _)| (t, p))
+                    .collect();
+                if !revoked_now.is_empty() {
+                    recs.retain(|r| !revoked_now.contains(&(r.topic, r.partition)));
+                }
                 if !shared.revoked.is_empty() {
                     let revoked = std::mem::take(&mut shared.revoked);
                     for (_, p) in self.to_commit.iter_mut() {
@@ -1040,23 +1073,20 @@ impl Source for KafkaSource {
             }
             // Bounded reads: drop records past a partition's end (which is then reached).
             if !self.stop_at.is_empty() {
-                let names = &self.topic_names;
-                let stop_at = &self.stop_at;
-                let mut reached = Vec::new();
-                recs.retain(|r| {
-                    let key = (names[r.topic as usize].clone(), r.partition);
-                    match stop_at.get(&key) {
-                        Some(&s) if r.offset >= s => {
-                            reached.push((key, s));
-                            false
-                        }
-                        _ => true,
-                    }
-                });
                 let mut shared = self.shared.lock().expect("not poisoned");
-                for (key, s) in reached {
-                    let cur = shared.positions.entry(key).or_insert(s);
-                    *cur = (*cur).max(s);
+                let mut past_end: Vec<((u32, i32), i64)> = Vec::new();
+                for &(t, p, last) in &parts {
+                    let key = key_of(t, p);
+                    if let Some(&stop) = self.stop_at.get(&key).filter(|&&stop| last >= stop) {
+                        past_end.push(((t, p), stop));
+                        let cur = shared.positions.entry(key).or_insert(stop);
+                        *cur = (*cur).max(stop);
+                    }
+                }
+                if !past_end.is_empty() {
+                    recs.retain(|r| {
+                        past_end.iter().all(|&((t, p), stop)| (t, p) != (r.topic, r.partition) || r.offset < stop)
+                    });
                 }
             }
             self.sync_splits(ctx, group);
@@ -1065,8 +1095,8 @@ impl Source for KafkaSource {
                     ctx.emit_splits(batch, &splits).await?;
                 }
                 let mut shared = self.shared.lock().expect("not poisoned");
-                for r in &recs {
-                    shared.positions.insert((self.topic_names[r.topic as usize].clone(), r.partition), r.offset + 1);
+                for (t, p, last) in partitions_of(&recs) {
+                    shared.positions.insert((self.topic_names[t as usize].clone(), p), last + 1);
                 }
             }
             if !eof.is_empty() && !self.stop_at.is_empty() {

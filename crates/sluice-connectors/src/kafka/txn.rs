@@ -20,7 +20,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
-/// Transaction states that still need a commit.
+/// Largest response accepted (a corrupt or foreign length must not allocate gigabytes).
+const MAX_RESPONSE: i32 = 16 << 20;
 const FIND_COORDINATOR_VERSION: i16 = 3;
 const DESCRIBE_VERSION: i16 = 0;
 /// v3: the last version before transactions v2 (KIP-890), which librdkafka does not use.
@@ -72,7 +73,12 @@ impl Conn {
         frame.extend_from_slice(&body);
         let io = async {
             self.stream.write_all(&frame).await?;
-            let len = self.stream.read_i32().await? as usize;
+            let len = self.stream.read_i32().await?;
+            // These responses are small; a bigger frame is not a Kafka broker talking.
+            if !(0..=MAX_RESPONSE).contains(&len) {
+                return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("response of {len} bytes")));
+            }
+            let len = len as usize;
             let mut buf = vec![0u8; len];
             self.stream.read_exact(&mut buf).await?;
             Ok::<_, std::io::Error>(buf)
